@@ -1,0 +1,1 @@
+"""Background CSV exports of lead data, orchestrated by Dagster."""

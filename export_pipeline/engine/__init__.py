@@ -1,0 +1,1 @@
+"""The export engine: frozen filters in, one CSV of matching leads out."""

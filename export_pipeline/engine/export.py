@@ -1,0 +1,184 @@
+"""Streaming the matching leads of one source into CSV, one batch of leads at a time.
+
+DuckDB selects the matching leads in `lead_id` order and hands them over in Arrow
+batches; for each batch, only the custom values and attributes of those leads are
+read, pivoted into columns with Polars and appended to the CSV. Memory therefore
+follows the batch size, not the size of the source or of the export.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from export_pipeline.engine import csv_format
+from export_pipeline.engine.columns import Column, ColumnKind, plan_columns, select_columns
+from export_pipeline.engine.filters import FrozenFilters
+from export_pipeline.engine.options import ExportOptions
+from export_pipeline.engine.query import build_lead_query
+from export_pipeline.leads.catalog import SourceCatalog
+
+DEFAULT_BATCH_SIZE = 100_000
+ATTRIBUTE_SEPARATOR = ";"
+"""Joins the distinct values of an attribute tagged more than once on one lead."""
+
+ProgressCallback = Callable[[int], None]
+
+
+def stream_export(
+    connection: duckdb.DuckDBPyConnection,
+    catalog: SourceCatalog,
+    filters: FrozenFilters,
+    options: ExportOptions,
+    out: BinaryIO,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_progress: ProgressCallback | None = None,
+) -> int:
+    """Write the CSV of every lead that matches `filters` to `out`; return the count.
+
+    `out` receives bytes only; it is not closed. `on_progress` is called with the
+    number of leads written so far after each batch.
+    """
+    columns = select_columns(plan_columns(catalog), options.columns)
+    query = build_lead_query(catalog.source.source_id, filters)
+    write = csv_format.write_options(formula_guard=options.formula_guard)
+
+    with _encoded(out, options) as sink:
+        _write_header(sink, columns, options, write)
+        leads = connection.sql(query.sql, params=query.params).to_arrow_reader(batch_size)
+        values = connection.cursor()
+        written = 0
+        for batch in leads:
+            if batch.num_rows == 0:
+                continue
+            frame = _batch_frame(values, batch, columns)
+            _format(frame, columns, options).write_csv(sink, include_header=False, **write)
+            written += batch.num_rows
+            if on_progress is not None:
+                on_progress(written)
+    return written
+
+
+@contextmanager
+def _encoded(out: BinaryIO, options: ExportOptions) -> Iterator[BinaryIO]:
+    if options.compression == "gzip":
+        with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as compressed:
+            yield compressed  # type: ignore[misc]
+    else:
+        yield out
+
+
+def _write_header(
+    sink: BinaryIO, columns: tuple[Column, ...], options: ExportOptions, write: dict
+) -> None:
+    if options.include_bom:
+        sink.write(csv_format.UTF8_BOM)
+    headers = [column.header for column in columns]
+    if options.formula_guard:
+        headers = [csv_format.guard_cell(header) for header in headers]
+    pl.DataFrame(schema=dict.fromkeys(headers, pl.String)).write_csv(
+        sink, include_header=True, **write
+    )
+
+
+def _batch_frame(
+    cursor: duckdb.DuckDBPyConnection, batch: pa.RecordBatch, columns: tuple[Column, ...]
+) -> pl.DataFrame:
+    """The batch's leads joined with their custom values and attributes, one row each."""
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    lead_ids = frame.select("lead_id")
+    custom = {c.key: c.header for c in columns if c.kind is ColumnKind.CUSTOM}
+    attributes = {c.key: c.header for c in columns if c.kind is ColumnKind.ATTRIBUTE}
+    if custom:
+        frame = frame.join(_custom_values(cursor, lead_ids, custom), on="lead_id", how="left")
+    if attributes:
+        frame = frame.join(_attributes(cursor, lead_ids, attributes), on="lead_id", how="left")
+    return frame
+
+
+def _custom_values(
+    cursor: duckdb.DuckDBPyConnection, lead_ids: pl.DataFrame, headers: dict[str, str]
+) -> pl.DataFrame:
+    rows = _query_batch(
+        cursor,
+        "SELECT v.lead_id, v.field_key AS key, v.value FROM lead_custom_values v "
+        "WHERE v.lead_id BETWEEN $low AND $high "
+        "AND v.lead_id IN (SELECT lead_id FROM batch_lead_ids) "
+        "AND list_contains($keys, v.field_key)",
+        lead_ids,
+        headers,
+    )
+    return _pivot(rows, headers)
+
+
+def _attributes(
+    cursor: duckdb.DuckDBPyConnection, lead_ids: pl.DataFrame, headers: dict[str, str]
+) -> pl.DataFrame:
+    rows = _query_batch(
+        cursor,
+        "SELECT a.lead_id, a.key, "
+        "string_agg(DISTINCT a.value, $separator ORDER BY a.value) AS value "
+        "FROM lead_attributes a "
+        "WHERE a.lead_id BETWEEN $low AND $high "
+        "AND a.lead_id IN (SELECT lead_id FROM batch_lead_ids) "
+        "AND list_contains($keys, a.key) "
+        "GROUP BY a.lead_id, a.key",
+        lead_ids,
+        headers,
+        separator=ATTRIBUTE_SEPARATOR,
+    )
+    return _pivot(rows, headers)
+
+
+def _query_batch(
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    lead_ids: pl.DataFrame,
+    headers: dict[str, str],
+    **extra_params: object,
+) -> pl.DataFrame:
+    """Run `sql` with the batch's lead ids visible as the view `batch_lead_ids`.
+
+    The `BETWEEN` bounds let DuckDB skip row groups outside the batch before the
+    semi-join looks at single ids.
+    """
+    ids = lead_ids.get_column("lead_id")
+    params = {"low": ids.min(), "high": ids.max(), "keys": list(headers), **extra_params}
+    cursor.register("batch_lead_ids", lead_ids)
+    try:
+        return cursor.sql(sql, params=params).pl()
+    finally:
+        cursor.unregister("batch_lead_ids")
+
+
+def _pivot(rows: pl.DataFrame, headers: dict[str, str]) -> pl.DataFrame:
+    """Long (lead_id, key, value) rows as one column per header, keyed by lead_id."""
+    named = rows.with_columns(pl.col("key").replace_strict(headers, return_dtype=pl.String))
+    wide = named.pivot(on="key", index="lead_id", values="value", aggregate_function="first")
+    missing = [pl.lit(None, pl.String).alias(h) for h in headers.values() if h not in wide]
+    return wide.with_columns(missing) if missing else wide
+
+
+def _format(
+    frame: pl.DataFrame, columns: tuple[Column, ...], options: ExportOptions
+) -> pl.DataFrame:
+    """The batch's cells as the CSV writes them, in column order."""
+    expressions = []
+    for column in columns:
+        source = column.key if column.kind is ColumnKind.SYSTEM else column.header
+        value = pl.col(source)
+        dtype = frame.schema[source]
+        if isinstance(dtype, pl.Datetime):
+            value = value.dt.strftime(csv_format.TIMESTAMP_FORMAT)
+        elif dtype == pl.String and options.formula_guard:
+            value = csv_format.guard_expression(value)
+        expressions.append(value.alias(column.header))
+    return frame.select(expressions)

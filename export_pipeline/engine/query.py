@@ -1,0 +1,112 @@
+"""The parameterised lead query that applies frozen filters.
+
+User text reaches DuckDB only as bound parameters; the SQL text itself is built from
+fixed fragments, so no filter value can change the query's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from export_pipeline.engine.filters import FrozenFilters
+
+LEAD_COLUMNS = (
+    "lead_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "address",
+    "city",
+    "state",
+    "zip_code",
+    "status",
+    "created_at",
+    "updated_at",
+    "source_id",
+)
+
+_PHONE_LIKE = re.compile(r"[\d\s().+\-/]*\d[\d\s().+\-/]*")
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    """SQL selecting the matching leads of one source, ordered by `lead_id`."""
+
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def build_lead_query(source_id: int, filters: FrozenFilters) -> LeadQuery:
+    """The leads of `source_id` that match every frozen filter."""
+    conditions = [
+        "l.source_id = $source_id",
+        "l.created_at <= $cutoff",
+        "l.inserted_at <= $cutoff",
+    ]
+    params: dict[str, Any] = {"source_id": source_id, "cutoff": filters.cutoff}
+    if filters.statuses:
+        conditions.append("list_contains($statuses, l.status)")
+        params["statuses"] = list(filters.statuses)
+    if filters.created_from is not None:
+        conditions.append("l.created_at >= $created_from")
+        params["created_from"] = filters.created_from
+    if filters.created_to is not None:
+        conditions.append("l.created_at < $created_to")
+        params["created_to"] = filters.created_to
+    if filters.attribute_key is not None:
+        conditions.append(_attribute_condition(filters.attribute_value is not None))
+        params["attribute_key"] = filters.attribute_key
+        if filters.attribute_value is not None:
+            params["attribute_value"] = filters.attribute_value
+    if filters.search is not None:
+        condition, search_params = _search_condition(filters.search)
+        conditions.append(condition)
+        params.update(search_params)
+    columns = ", ".join(f"l.{name}" for name in LEAD_COLUMNS)
+    where = "\n  AND ".join(conditions)
+    sql = f"SELECT {columns}\nFROM leads l\nWHERE {where}\nORDER BY l.lead_id"
+    return LeadQuery(sql=sql, params=params)
+
+
+def phone_digits(search: str) -> str | None:
+    """The digits to look for in phone numbers, or None when `search` is no phone.
+
+    A search counts as a phone number when it holds digits and nothing but phone
+    punctuation, so "(555) 010" finds "+1 555-0100" while "Suite 5" does not match
+    every phone with a 5 in it.
+    """
+    if not _PHONE_LIKE.fullmatch(search):
+        return None
+    return re.sub(r"\D", "", search)
+
+
+def _attribute_condition(with_value: bool) -> str:
+    if with_value:
+        return (
+            "EXISTS (SELECT 1 FROM lead_attributes a WHERE a.lead_id = l.lead_id "
+            "AND a.key = $attribute_key AND a.value = $attribute_value)"
+        )
+    return (
+        "EXISTS (SELECT 1 FROM lead_attributes a WHERE a.lead_id = l.lead_id "
+        "AND a.key = $attribute_key)"
+    )
+
+
+def _search_condition(search: str) -> tuple[str, dict[str, Any]]:
+    texts = [
+        "l.first_name",
+        "l.last_name",
+        "concat_ws(' ', l.first_name, l.last_name)",
+        "l.email",
+        "l.phone",
+    ]
+    matches = [f"contains(lower({text}), lower($search))" for text in texts]
+    params: dict[str, Any] = {"search": search}
+    digits = phone_digits(search)
+    if digits:
+        matches.append("contains(regexp_replace(l.phone, '[^0-9]', '', 'g'), $phone_digits)")
+        params["phone_digits"] = digits
+    return "(" + " OR ".join(matches) + ")", params

@@ -1,0 +1,1 @@
+"""The lead store: sources, leads, custom fields and attributes in DuckDB."""

@@ -1,0 +1,59 @@
+"""Typed settings, read from `EXPORT_PIPELINE_*` environment variables.
+
+Every setting has a default that runs on one machine with embedded stores under
+`EXPORT_PIPELINE_HOME`; production overrides the URLs through the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the stores live and how the services behave.
+
+    Unset URLs derive from `home`, so one variable moves the whole embedded product.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EXPORT_PIPELINE_", frozen=True)
+
+    home: Path = Field(default=Path(".export_pipeline"))
+    lead_store: Path | None = None
+    database_url: str | None = None
+    storage_url: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    public_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    dagster_port: int = 3000
+    link_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    link_max_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    lead_store_wait_seconds: float = Field(default=600.0, ge=0)
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def lead_store_path(self) -> Path:
+        return self.lead_store or self.resolved_home / "leads.duckdb"
+
+    @property
+    def status_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'status.sqlite3'}"
+
+    @property
+    def export_storage_url(self) -> str:
+        return self.storage_url or str(self.resolved_home / "exports")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.resolved_home / "dagster"
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The export status table: exports, download links, audit events, users and keys."""
