@@ -113,7 +113,12 @@ class SourcePermission(Base):
 
 
 class Export(Base):
-    """One export request: its frozen filters, its lifecycle and the file it made."""
+    """One export request: its filters, its lifecycle and the file it made.
+
+    `filters` are the request's filters as the requester gave them; `frozen_filters`
+    are the same resolved at request time (UTC bounds and the cut-off), which is all
+    a run applies.
+    """
 
     __tablename__ = "exports"
     __table_args__ = (
@@ -134,6 +139,7 @@ class Export(Base):
     file_size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     filters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    frozen_filters: Mapped[dict[str, Any]] = mapped_column(JSON)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))

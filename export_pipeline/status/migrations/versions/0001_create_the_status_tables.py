@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("file_size", sa.BigInteger(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.Column("filters", sa.JSON(), nullable=False),
+        sa.Column("frozen_filters", sa.JSON(), nullable=False),
         sa.Column("options", sa.JSON(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("dagster_run_id", sa.String(length=64), nullable=True),

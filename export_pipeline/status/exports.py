@@ -1,0 +1,225 @@
+"""Export requests and their lifecycle in the status table.
+
+`pending -> processing -> completed | failed`, and `cancelled` from either of the
+first two. Each transition is one conditional UPDATE, so two processes racing to move
+the same export cannot move it backwards or twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from export_pipeline.engine.filters import ExportFilters, FrozenFilters
+from export_pipeline.engine.options import ExportOptions
+from export_pipeline.leads.catalog import Source
+from export_pipeline.status.audit import AuditAction, record_event
+from export_pipeline.status.models import Export, ExportStatus
+from export_pipeline.storage import FileFacts
+
+UNSETTLED = (ExportStatus.PENDING, ExportStatus.PROCESSING)
+
+
+def export_file_name(source: Source, requested_at: datetime, export_id: str, suffix: str) -> str:
+    """`<source slug>_<UTC request time>_<first 8 of the export id><suffix>`: sortable by
+    time and unique per export even for requests in the same second."""
+    stamp = requested_at.strftime("%Y%m%dT%H%M%SZ")
+    return f"{source.slug}_{stamp}_{export_id[:8]}{suffix}"
+
+
+def request_export(
+    session: Session,
+    *,
+    source: Source,
+    requested_by: int,
+    filters: ExportFilters,
+    frozen: FrozenFilters,
+    options: ExportOptions,
+    requested_at: datetime,
+) -> Export:
+    """Persist a pending export request and its audit event; the caller commits."""
+    export_id = str(uuid.uuid4())
+    export = Export(
+        id=export_id,
+        source_id=source.source_id,
+        file_name=export_file_name(source, requested_at, export_id, options.file_suffix),
+        requested_by=requested_by,
+        requested_at=requested_at,
+        status=ExportStatus.PENDING.value,
+        filters=filters.model_dump(mode="json"),
+        frozen_filters=frozen.to_json(),
+        options=options.model_dump(mode="json"),
+        updated_at=requested_at,
+    )
+    session.add(export)
+    record_event(
+        session,
+        AuditAction.REQUESTED,
+        actor_id=requested_by,
+        source_id=source.source_id,
+        export_id=export_id,
+        at=requested_at,
+    )
+    session.flush()
+    return export
+
+
+def get_export(session: Session, export_id: str) -> Export | None:
+    return session.get(Export, export_id)
+
+
+def list_exports(session: Session, source_id: int, *, limit: int = 100) -> Sequence[Export]:
+    """The source's exports, newest request first."""
+    return session.scalars(
+        select(Export)
+        .where(Export.source_id == source_id)
+        .order_by(Export.requested_at.desc(), Export.id.desc())
+        .limit(limit)
+    ).all()
+
+
+def exports_awaiting_run(session: Session, *, limit: int = 100) -> Sequence[Export]:
+    """Pending exports no Dagster run has picked up yet, oldest first."""
+    return session.scalars(
+        select(Export)
+        .where(Export.status == ExportStatus.PENDING.value, Export.dagster_run_id.is_(None))
+        .order_by(Export.requested_at)
+        .limit(limit)
+    ).all()
+
+
+def unsettled_exports(session: Session) -> Sequence[Export]:
+    """Exports whose run has not reached a terminal state as far as this table knows."""
+    return session.scalars(
+        select(Export).where(Export.status.in_([status.value for status in UNSETTLED]))
+    ).all()
+
+
+def attach_run(session: Session, export_id: str, run_id: str, *, at: datetime) -> bool:
+    """Record the Dagster run of a pending export; False if it already had one."""
+    result = session.execute(
+        update(Export)
+        .where(Export.id == export_id, Export.dagster_run_id.is_(None))
+        .values(dagster_run_id=run_id, updated_at=at)
+    )
+    return result.rowcount == 1
+
+
+def mark_processing(session: Session, export: Export, *, at: datetime) -> bool:
+    changed = _transition(
+        session,
+        export,
+        ExportStatus.PROCESSING,
+        from_statuses=(ExportStatus.PENDING,),
+        values={"started_at": at},
+        at=at,
+    )
+    if changed:
+        record_event(
+            session,
+            AuditAction.STARTED,
+            source_id=export.source_id,
+            export_id=export.id,
+            details={"dagster_run_id": export.dagster_run_id},
+            at=at,
+        )
+    return changed
+
+
+def mark_completed(
+    session: Session, export: Export, *, lead_count: int, facts: FileFacts, at: datetime
+) -> bool:
+    changed = _transition(
+        session,
+        export,
+        ExportStatus.COMPLETED,
+        from_statuses=UNSETTLED,
+        values={
+            "started_at": export.started_at or at,
+            "completed_at": at,
+            "lead_count": lead_count,
+            "file_uri": facts.uri,
+            "file_size": facts.size,
+            "sha256": facts.sha256,
+        },
+        at=at,
+    )
+    if changed:
+        record_event(
+            session,
+            AuditAction.COMPLETED,
+            source_id=export.source_id,
+            export_id=export.id,
+            details={"lead_count": lead_count, "file_size": facts.size},
+            at=at,
+        )
+    return changed
+
+
+def mark_failed(session: Session, export: Export, *, error: str, at: datetime) -> bool:
+    changed = _transition(
+        session,
+        export,
+        ExportStatus.FAILED,
+        from_statuses=UNSETTLED,
+        values={"completed_at": at, "error": error},
+        at=at,
+    )
+    if changed:
+        record_event(
+            session,
+            AuditAction.FAILED,
+            source_id=export.source_id,
+            export_id=export.id,
+            details={"error": error},
+            at=at,
+        )
+    return changed
+
+
+def mark_cancelled(
+    session: Session, export: Export, *, at: datetime, actor_id: int | None = None
+) -> bool:
+    changed = _transition(
+        session,
+        export,
+        ExportStatus.CANCELLED,
+        from_statuses=UNSETTLED,
+        values={"completed_at": at},
+        at=at,
+    )
+    if changed:
+        record_event(
+            session,
+            AuditAction.CANCELLED,
+            actor_id=actor_id,
+            source_id=export.source_id,
+            export_id=export.id,
+            at=at,
+        )
+    return changed
+
+
+def _transition(
+    session: Session,
+    export: Export,
+    to: ExportStatus,
+    *,
+    from_statuses: Sequence[ExportStatus],
+    values: dict[str, object],
+    at: datetime,
+) -> bool:
+    result = session.execute(
+        update(Export)
+        .where(Export.id == export.id, Export.status.in_([s.value for s in from_statuses]))
+        .values(status=to.value, updated_at=at, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    session.refresh(export)
+    return True
