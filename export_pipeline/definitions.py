@@ -1,0 +1,39 @@
+"""The Dagster code location: every asset, job, sensor and resource, wired to Settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from export_pipeline.defs.exports.assets import lead_export
+from export_pipeline.defs.exports.resources import (
+    ExportStorageResource,
+    LeadStoreResource,
+    StatusTableResource,
+)
+from export_pipeline.defs.exports.sensors import (
+    export_job,
+    export_request_sensor,
+    export_status_sensor,
+)
+from export_pipeline.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[lead_export],
+        jobs=[export_job],
+        sensors=[export_request_sensor, export_status_sensor],
+        resources={
+            "status_table": StatusTableResource(database_url=settings.status_database_url),
+            "lead_store": LeadStoreResource(
+                path=str(settings.lead_store_path),
+                wait_seconds=settings.lead_store_wait_seconds,
+            ),
+            "export_storage": ExportStorageResource(
+                url=settings.export_storage_url, storage_options=settings.storage_options
+            ),
+        },
+    )
+
+
+defs = build_definitions(Settings())

@@ -1,0 +1,1 @@
+"""Dagster definitions, one folder per area; `export_pipeline.definitions` merges them."""

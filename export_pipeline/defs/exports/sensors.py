@@ -1,0 +1,188 @@
+"""Sensors that connect the status table and Dagster in both directions.
+
+`export_request_sensor` turns pending requests into a partition and a run; the run
+key is the export id, so Dagster never starts a second run for one request.
+
+`export_status_sensor` keeps the status table in step with the runs. Rather than
+reacting to run events, which a sensor misses for good while the daemon is down or
+when its code fails once, it looks at every export that is not settled yet and at
+its latest run on each tick, so a missed tick is repaired by the next one.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
+from dagster._core.storage.dagster_run import RunRecord
+
+from export_pipeline.defs.exports.assets import lead_export
+from export_pipeline.defs.exports.partitions import (
+    EXPORT_ID_TAG,
+    export_partitions_def,
+    export_run_tags,
+)
+from export_pipeline.defs.exports.resources import StatusTableResource
+from export_pipeline.status import exports as status_exports
+from export_pipeline.status.models import Export
+from export_pipeline.storage import FileFacts
+
+export_job = dg.define_asset_job(
+    "lead_export_job",
+    selection=[lead_export],
+    executor_def=dg.in_process_executor,
+    description="Writes the CSV file of one export request.",
+)
+
+SENSOR_INTERVAL_SECONDS = 1
+REQUESTS_PER_TICK = 50
+_ACTIVE = (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
+
+
+@dg.sensor(
+    job=export_job,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts one run per pending export request.",
+)
+def export_request_sensor(
+    context: dg.SensorEvaluationContext, status_table: StatusTableResource
+) -> dg.SensorResult | dg.SkipReason:
+    with status_table.session() as session:
+        pending = [
+            (export.id, export.source_id, export.requester.name)
+            for export in status_exports.exports_awaiting_run(session, limit=REQUESTS_PER_TICK)
+        ]
+    if not pending:
+        return dg.SkipReason("no pending export requests")
+
+    export_ids = [export_id for export_id, _, _ in pending]
+    return dg.SensorResult(
+        dynamic_partitions_requests=[export_partitions_def.build_add_request(export_ids)],
+        run_requests=[
+            dg.RunRequest(
+                run_key=export_id,
+                partition_key=export_id,
+                tags=export_run_tags(export_id, source_id, requested_by),
+            )
+            for export_id, source_id, requested_by in pending
+        ],
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Moves exports to processing, completed, failed or cancelled as their runs do.",
+)
+def export_status_sensor(
+    context: dg.SensorEvaluationContext, status_table: StatusTableResource
+) -> dg.SkipReason:
+    with status_table.session() as session:
+        unsettled = list(status_exports.unsettled_exports(session))
+        if not unsettled:
+            return dg.SkipReason("no unsettled exports")
+        runs = _latest_runs(context.instance, [export.id for export in unsettled])
+        moved = 0
+        for export in unsettled:
+            record = runs.get(export.id)
+            if record is not None and _sync_export(session, context.instance, export, record):
+                moved += 1
+    return dg.SkipReason(f"{moved} of {len(unsettled)} unsettled exports moved")
+
+
+def _latest_runs(instance: dg.DagsterInstance, export_ids: Sequence[str]) -> dict[str, RunRecord]:
+    """The newest run of each export, by its export-id tag."""
+    records = instance.get_run_records(
+        filters=RunsFilter(job_name=export_job.name, tags={EXPORT_ID_TAG: list(export_ids)})
+    )
+    latest: dict[str, RunRecord] = {}
+    for record in records:
+        export_id = record.dagster_run.tags[EXPORT_ID_TAG]
+        known = latest.get(export_id)
+        if known is None or record.create_timestamp > known.create_timestamp:
+            latest[export_id] = record
+    return latest
+
+
+def _sync_export(session, instance: dg.DagsterInstance, export: Export, record: RunRecord) -> bool:
+    """Bring one export in line with its run; True if its status changed."""
+    run = record.dagster_run
+    now = datetime.now(UTC)
+    if export.dagster_run_id != run.run_id:
+        status_exports.attach_run(session, export.id, run.run_id, at=now)
+        session.refresh(export)
+    started_at = _moment(record.start_time) or now
+    ended_at = _moment(record.end_time) or now
+
+    if run.status in _ACTIVE:
+        return status_exports.mark_processing(session, export, at=started_at)
+    if run.status == DagsterRunStatus.SUCCESS:
+        status_exports.mark_processing(session, export, at=started_at)
+        facts = _materialized_facts(instance, run.run_id)
+        if facts is None:
+            return status_exports.mark_failed(
+                session, export, error="the run succeeded but recorded no export file", at=now
+            )
+        lead_count, file_facts = facts
+        return status_exports.mark_completed(
+            session, export, lead_count=lead_count, facts=file_facts, at=ended_at
+        )
+    if run.status == DagsterRunStatus.FAILURE:
+        status_exports.mark_processing(session, export, at=started_at)
+        return status_exports.mark_failed(
+            session, export, error=_failure_reason(instance, run.run_id), at=ended_at
+        )
+    if run.status == DagsterRunStatus.CANCELED:
+        return status_exports.mark_cancelled(session, export, at=ended_at)
+    return False
+
+
+def _materialized_facts(instance: dg.DagsterInstance, run_id: str) -> tuple[int, FileFacts] | None:
+    events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    for event in reversed(events):
+        materialization = event.asset_materialization
+        if materialization is None:
+            continue
+        metadata = {key: value.value for key, value in materialization.metadata.items()}
+        facts = FileFacts(
+            uri=str(metadata["uri"]), size=int(metadata["file_size"]), sha256=metadata["sha256"]
+        )
+        return int(metadata["lead_count"]), facts
+    return None
+
+
+def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The first line a person can act on: the step's error, else the run's failure."""
+    events = instance.all_logs(
+        run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+    )
+    for event in events:
+        dagster_event = event.dagster_event
+        if dagster_event and dagster_event.event_type == DagsterEventType.STEP_FAILURE:
+            error = dagster_event.step_failure_data.error
+            if error is not None:
+                return _readable_error(error.cls_name, error.message)
+    for event in events:
+        if event.dagster_event and event.dagster_event.message:
+            return _first_line(event.dagster_event.message)
+    return "the run failed without recording a reason; see its logs in Dagster"
+
+
+def _readable_error(cls_name: str | None, message: str) -> str:
+    """`Failure` messages as written; other errors as `ClassName: message`."""
+    _, separator, text = message.partition(": ")
+    if not separator or not cls_name:
+        return _first_line(message)
+    if cls_name == "Failure":
+        return _first_line(text)
+    return _first_line(f"{cls_name}: {text}")
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line[:500]
+
+
+def _moment(timestamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None

@@ -1,0 +1,136 @@
+"""The export asset and both sensors against a real Dagster instance and real stores."""
+
+import csv
+import io
+from pathlib import Path
+
+import dagster as dg
+from conftest import Product
+
+from export_pipeline.defs.exports.partitions import (
+    EXPORT_ID_TAG,
+    REQUESTED_BY_TAG,
+    SOURCE_ID_TAG,
+    export_run_tags,
+)
+from export_pipeline.defs.exports.sensors import export_request_sensor, export_status_sensor
+from export_pipeline.engine.filters import ExportFilters
+from export_pipeline.leads.store import LeadStore
+from export_pipeline.storage import PARTIAL_DIR
+
+
+def run_export(
+    definitions: dg.Definitions, instance: dg.DagsterInstance, product: Product, export_id: str
+) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions("exports", [export_id])
+    export = product.export(export_id)
+    return definitions.resolve_job_def("lead_export_job").execute_in_process(
+        partition_key=export_id,
+        instance=instance,
+        tags=export_run_tags(export_id, export.source_id, "alice"),
+        raise_on_error=False,
+    )
+
+
+def sync_statuses(definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    context = dg.build_sensor_context(instance=instance, resources=definitions.resources)
+    export_status_sensor(context)
+
+
+def test_request_sensor_asks_for_one_tagged_run_per_pending_export(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    first = product.request()
+    second = product.request(ExportFilters(statuses=["new"]))
+
+    context = dg.build_sensor_context(instance=instance, resources=definitions.resources)
+    result = export_request_sensor(context)
+
+    assert isinstance(result, dg.SensorResult)
+    assert [request.run_key for request in result.run_requests] == [first, second]
+    assert [request.partition_key for request in result.run_requests] == [first, second]
+    assert result.run_requests[0].tags == {
+        EXPORT_ID_TAG: first,
+        SOURCE_ID_TAG: str(product.source_id),
+        REQUESTED_BY_TAG: "alice",
+    }
+    (add_request,) = result.dynamic_partitions_requests
+    assert list(add_request.partition_keys) == [first, second]
+
+
+def test_request_sensor_skips_when_nothing_is_pending(
+    definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    context = dg.build_sensor_context(instance=instance, resources=definitions.resources)
+    assert isinstance(export_request_sensor(context), dg.SkipReason)
+
+
+def test_successful_run_writes_the_file_and_completes_the_export(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request(ExportFilters(statuses=["new"]), formula_guard=False)
+
+    result = run_export(definitions, instance, product, export_id)
+    sync_statuses(definitions, instance)
+
+    assert result.success
+    export = product.export(export_id)
+    assert export.status == "completed"
+    assert export.dagster_run_id == result.run_id
+    assert export.lead_count == 2
+    assert export.started_at is not None
+    assert export.completed_at >= export.started_at
+    path = Path(export.file_uri.removeprefix("file://"))
+    content = path.read_bytes()
+    assert export.file_size == len(content)
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert [row["email"] for row in rows] == ["ada@example.com", "grace@example.com"]
+    assert rows[1]["company"] == '=HYPERLINK("x")'
+    materialization = result.asset_materializations_for_node("lead_export")[0]
+    assert materialization.metadata["lead_count"].value == 2
+    assert materialization.metadata["sha256"].value == export.sha256
+
+
+def test_failed_run_fails_the_export_with_a_readable_reason_and_leaves_no_file(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request()
+    with LeadStore(product.settings.lead_store_path).writing() as connection:
+        connection.execute("DELETE FROM sources")
+
+    result = run_export(definitions, instance, product, export_id)
+    sync_statuses(definitions, instance)
+
+    assert not result.success
+    export = product.export(export_id)
+    assert export.status == "failed"
+    assert export.error == f"source {product.source_id} no longer exists"
+    assert export.file_uri is None
+    exports_dir = product.settings.resolved_home / "exports"
+    leftovers = [p for p in exports_dir.rglob("*") if p.is_file()] if exports_dir.exists() else []
+    assert leftovers == []
+    assert not (exports_dir / PARTIAL_DIR / export_id).exists()
+
+
+def test_status_sensor_leaves_exports_without_a_run_pending(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request()
+
+    sync_statuses(definitions, instance)
+
+    assert product.export(export_id).status == "pending"
+
+
+def test_a_run_never_repeats_a_settled_export(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request()
+    assert run_export(definitions, instance, product, export_id).success
+    sync_statuses(definitions, instance)
+    first = product.export(export_id)
+
+    again = run_export(definitions, instance, product, export_id)
+
+    assert not again.success
+    assert product.export(export_id).sha256 == first.sha256
