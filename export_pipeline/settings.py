@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_url: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dagster_port: int = 3000
@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     @property
     def export_storage_url(self) -> str:
         return self.storage_url or str(self.resolved_home / "exports")
+
+    @property
+    def api_base_url(self) -> str:
+        """Where users reach the API; download links start with it. Set `public_url`
+        when the API sits behind a proxy or another host name."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def dagster_home(self) -> Path:

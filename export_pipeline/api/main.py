@@ -1,0 +1,66 @@
+"""Assembles the HTTP API: app-lifetime objects, error handlers, middleware, routers.
+
+Run it with uvicorn's own access log off (`access_log=False`, `--no-access-log`):
+that log prints download paths with their tokens. `AccessLogMiddleware` logs every
+request with the token redacted instead (and should uvicorn's log run anyway, a
+filter redacts it as well). The app does not migrate the status table;
+`export-pipeline` does that before starting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI
+
+from export_pipeline.api.access_log import AccessLogMiddleware, redact_uvicorn_access_log
+from export_pipeline.api.errors import install_error_handlers
+from export_pipeline.api.routes import downloads, exports, health, sources
+from export_pipeline.leads.store import LeadStore
+from export_pipeline.settings import Settings, load_settings
+from export_pipeline.status.database import make_engine, make_session_factory
+from export_pipeline.storage import ExportStorage
+
+API_PREFIX = "/api/v1"
+LEAD_STORE_WAIT_SECONDS = 30.0
+"""An API request waits at most this long for an import to release the lead store,
+then answers 503; exports and imports wait longer."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.status_database_url)
+        app.state.session_factory = make_session_factory(engine)
+        app.state.lead_store = LeadStore(
+            settings.lead_store_path,
+            wait_seconds=min(LEAD_STORE_WAIT_SECONDS, settings.lead_store_wait_seconds),
+        )
+        app.state.export_storage = ExportStorage(
+            settings.export_storage_url, settings.storage_options
+        )
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Lead exports",
+        version=version("export-pipeline"),
+        description=(
+            "Background CSV exports of lead data. Authenticate with "
+            "`Authorization: Bearer <api key>`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware)
+    redact_uvicorn_access_log()
+    for router in (health.router, sources.router, exports.router, downloads.router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,1 @@
+"""One router per resource, included under `/api/v1` by `api.main`."""

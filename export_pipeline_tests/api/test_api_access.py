@@ -1,0 +1,115 @@
+"""Who may do what: API keys, roles, and 404 rather than 403 for foreign sources."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from export_pipeline.status.models import Role
+
+
+def test_health_answers_without_an_api_key(client):
+    response = client.get("/api/v1/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "missing API key"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing API key"),
+        ({"Authorization": "Bearer ep_not-a-key"}, "unknown or revoked"),
+    ],
+    ids=["no-header", "basic-scheme", "unknown-key"],
+)
+def test_requests_without_a_valid_key_get_401_with_a_bearer_challenge(
+    client, harness, headers, message
+):
+    for method, path in [
+        ("GET", "/api/v1/sources"),
+        ("POST", f"/api/v1/sources/{harness.acme_id}/exports"),
+        ("GET", f"/api/v1/exports/{uuid.uuid4()}"),
+        ("GET", f"/api/v1/downloads/{uuid.uuid4()}"),
+    ]:
+        response = client.request(method, path, headers=headers)
+
+        assert response.status_code == 401, path
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert message in response.json()["detail"]
+
+
+def test_sources_lists_only_those_the_user_has_a_role_on(client, harness):
+    person = harness.person({harness.acme_id: Role.VIEWER})
+
+    response = client.get("/api/v1/sources", headers=person.auth)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "items": [
+            {"id": harness.acme_id, "name": "Acme Leads", "slug": "acme-leads", "role": "viewer"}
+        ]
+    }
+
+
+def test_a_user_without_a_role_gets_404_for_the_source_its_exports_and_links(client, harness):
+    owner = harness.person({harness.acme_id: Role.EXPORTER})
+    export_id, _ = harness.completed_export(owner, harness.acme_id)
+    link = client.post(f"/api/v1/exports/{export_id}/links", headers=owner.auth).json()
+    outsider = harness.person({harness.other_id: Role.ADMIN})
+    before = harness.export_count()
+
+    answers = {
+        "list": client.get(f"/api/v1/sources/{harness.acme_id}/exports", headers=outsider.auth),
+        "create": client.post(f"/api/v1/sources/{harness.acme_id}/exports", headers=outsider.auth),
+        "get": client.get(f"/api/v1/exports/{export_id}", headers=outsider.auth),
+        "link": client.post(f"/api/v1/exports/{export_id}/links", headers=outsider.auth),
+        "download": client.get(f"/api/v1/downloads/{link['token']}", headers=outsider.auth),
+    }
+
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 404)
+    assert answers["list"].json() == {"detail": "source not found"}
+    assert answers["create"].json() == {"detail": "source not found"}
+    assert answers["get"].json() == {"detail": "export not found"}
+    assert answers["link"].json() == {"detail": "export not found"}
+    assert answers["download"].json() == {"detail": "download link not found"}
+    assert harness.export_count() == before
+
+
+def test_a_source_that_does_not_exist_is_404_like_a_forbidden_one(client, harness):
+    person = harness.person({harness.acme_id: Role.ADMIN})
+
+    response = client.get("/api/v1/sources/999999/exports", headers=person.auth)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "source not found"}
+
+
+def test_a_viewer_can_read_but_gets_403_naming_the_role_for_exporter_actions(client, harness):
+    exporter = harness.person({harness.acme_id: Role.EXPORTER})
+    export_id, _ = harness.completed_export(exporter, harness.acme_id)
+    viewer = harness.person({harness.acme_id: Role.VIEWER})
+    before = harness.export_count()
+
+    listed = client.get(f"/api/v1/sources/{harness.acme_id}/exports", headers=viewer.auth)
+    read = client.get(f"/api/v1/exports/{export_id}", headers=viewer.auth)
+    create = client.post(f"/api/v1/sources/{harness.acme_id}/exports", headers=viewer.auth)
+    link = client.post(f"/api/v1/exports/{export_id}/links", headers=viewer.auth)
+
+    assert listed.status_code == 200
+    assert read.status_code == 200
+    for refused in (create, link):
+        assert refused.status_code == 403
+        assert "exporter role" in refused.json()["detail"]
+        assert "viewer" in refused.json()["detail"]
+    assert harness.export_count() == before
+
+
+def test_an_admin_may_do_what_an_exporter_may(client, harness):
+    admin = harness.person({harness.acme_id: Role.ADMIN})
+
+    response = client.post(f"/api/v1/sources/{harness.acme_id}/exports", headers=admin.auth)
+
+    assert response.status_code == 202

@@ -1,0 +1,37 @@
+"""The OpenAPI document describes every route, its answers and its authentication."""
+
+from __future__ import annotations
+
+
+def test_the_openapi_document_describes_the_interface(client):
+    response = client.get("/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+    expected = {
+        ("GET", "/api/v1/health"): [],
+        ("GET", "/api/v1/sources"): ["401"],
+        ("POST", "/api/v1/sources/{source_id}/exports"): ["401", "403", "404", "422", "503"],
+        ("GET", "/api/v1/sources/{source_id}/exports"): ["401", "404", "422"],
+        ("GET", "/api/v1/exports/{export_id}"): ["401", "404"],
+        ("POST", "/api/v1/exports/{export_id}/links"): ["401", "403", "404", "409", "422"],
+        ("GET", "/api/v1/downloads/{token}"): ["401", "404", "409", "410"],
+    }
+    assert set(operations) == set(expected)
+    for key, errors in expected.items():
+        operation = operations[key]
+        assert operation["summary"], key
+        assert set(errors) <= set(operation["responses"]), key
+        secured = operation.get("security") == [{"HTTPBearer": []}]
+        assert secured == (key != ("GET", "/api/v1/health")), key
+    created = operations[("POST", "/api/v1/sources/{source_id}/exports")]["responses"]["202"]
+    assert created["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ExportOut"
+    }
+    assert "Location" in created["headers"]
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
