@@ -1,0 +1,394 @@
+"""The `export-pipeline` command: import leads, manage users, seed a demo and serve.
+
+Mistakes a user can make (a bad file, an unknown source, a taken name, a lead store
+held by another process) end with `error: <what was wrong>` on stderr and exit code 2,
+never with a traceback. Commands that print an API key print the key alone on stdout
+and everything else on stderr, so a script can capture it with `$(...)`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import click
+import pydantic
+from sqlalchemy.orm import Session, sessionmaker
+from tqdm import tqdm
+
+from export_pipeline.leads.catalog import Source, get_source, list_sources
+from export_pipeline.leads.demo import DEMO_SOURCE_NAME, DEMO_USER_NAME, seed_demo_leads
+from export_pipeline.leads.importer import ColumnMapping, LeadImportError, import_leads
+from export_pipeline.leads.store import LeadStore, LeadStoreBusy
+from export_pipeline.leads.writer import AppendResult
+from export_pipeline.serve import ServeError, run_services
+from export_pipeline.settings import Settings
+from export_pipeline.status import users
+from export_pipeline.status.database import make_engine, make_session_factory, migrate
+from export_pipeline.status.models import Role, User
+
+
+class UserError(click.ClickException):
+    """A mistake of the user's, reported as `error: ...` with exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+
+
+@contextmanager
+def reported_as_user_errors() -> Iterator[None]:
+    """Turn the errors a user's input or a busy lead store cause into `UserError`."""
+    try:
+        yield
+    except (LeadImportError, LeadStoreBusy, ValueError) as error:
+        raise UserError(str(error)) from None
+
+
+class Context:
+    """What every command needs: the settings and, on demand, the two stores."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sessions: sessionmaker[Session] | None = None
+
+    @property
+    def lead_store(self) -> LeadStore:
+        return LeadStore(
+            self.settings.lead_store_path, wait_seconds=self.settings.lead_store_wait_seconds
+        )
+
+    def status_sessions(self) -> sessionmaker[Session]:
+        """Sessions on the status table, its schema brought up to date on first use."""
+        if self._sessions is None:
+            engine = make_engine(self.settings.status_database_url)
+            migrate(engine)
+            self._sessions = make_session_factory(engine)
+        return self._sessions
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.version_option(package_name="export-pipeline")
+@click.pass_context
+def main(click_context: click.Context) -> None:
+    """Background CSV exports of lead data.
+
+    Every embedded store lives under EXPORT_PIPELINE_HOME (default ./.export_pipeline).
+    """
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"EXPORT_PIPELINE_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise UserError(f"invalid settings: {problems}") from None
+    click_context.obj = Context(settings)
+
+
+@main.group()
+def leads() -> None:
+    """Load leads into the lead store."""
+
+
+def parse_field_map(
+    _context: click.Context, _parameter: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for value in values:
+        key, equals, column = value.partition("=")
+        if not equals or not key.strip() or not column:
+            msg = f"{value!r} is not KEY=COLUMN (for example --map email='Email 1')"
+            raise click.BadParameter(msg)
+        if key.strip() in fields:
+            msg = f"system field {key.strip()!r} is mapped twice"
+            raise click.BadParameter(msg)
+        fields[key.strip()] = column
+    return fields
+
+
+@leads.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", "source_name", required=True, help="Source to add the leads to.")
+@click.option(
+    "--map",
+    "field_map",
+    multiple=True,
+    callback=parse_field_map,
+    metavar="KEY=COLUMN",
+    help="Map a CSV column to a system field, such as email=Email (repeatable).",
+)
+@click.option("--status-column", metavar="COLUMN", help="Column holding the lead status.")
+@click.option(
+    "--attribute-column",
+    "attribute_columns",
+    multiple=True,
+    metavar="COLUMN",
+    help="Column whose values tag leads as an attribute (repeatable).",
+)
+@click.option(
+    "--created-at-column",
+    metavar="COLUMN",
+    help="Column with creation dates or timestamps; a date alone is midnight UTC.",
+)
+@pass_context
+def import_command(
+    context: Context,
+    file: Path,
+    source_name: str,
+    field_map: dict[str, str],
+    status_column: str | None,
+    attribute_columns: tuple[str, ...],
+    created_at_column: str | None,
+) -> None:
+    """Load the leads of a CSV FILE into a source, creating the source if needed.
+
+    Columns without a role become custom fields keyed by their name in snake_case.
+    Without --created-at-column, creation times are spread over the past year.
+    """
+    mapping = ColumnMapping(
+        fields=field_map,
+        status_column=status_column,
+        attribute_columns=attribute_columns,
+        created_at_column=created_at_column,
+    )
+
+    with reported_as_user_errors(), ExitStack() as progress_bars:
+
+        def show_progress(raw: BinaryIO, size: int) -> BinaryIO:
+            return progress_bars.enter_context(
+                tqdm.wrapattr(raw, "read", total=size, desc=f"reading {file.name}", disable=None)
+            )
+
+        result = import_leads(
+            context.lead_store,
+            file,
+            source_name=source_name,
+            mapping=mapping,
+            wrap_file=show_progress,
+        )
+
+    click.echo(describe_append(result))
+
+
+@main.group()
+def sources() -> None:
+    """Look at the sources of the lead store."""
+
+
+@sources.command("list")
+@pass_context
+def list_command(context: Context) -> None:
+    """List every source with its id, name, slug and number of leads."""
+    with reported_as_user_errors(), context.lead_store.reading() as connection:
+        found = list_sources(connection)
+        counts = dict(
+            connection.execute(
+                "SELECT source_id, count(*) FROM leads GROUP BY source_id"
+            ).fetchall()
+        )
+
+    if not found:
+        click.echo("no sources yet; load a CSV with `export-pipeline leads import`", err=True)
+        return
+    rows = [("id", "name", "slug", "leads")]
+    rows += [(str(s.source_id), s.name, s.slug, str(counts.get(s.source_id, 0))) for s in found]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[3]]))
+
+
+@main.group("users")
+def users_group() -> None:
+    """Create users, grant them roles on sources and give them API keys."""
+
+
+def parse_grant(value: str) -> tuple[int, Role]:
+    """`SOURCE_ID[:ROLE]` as a source id and a role (exporter when none is given)."""
+    source_text, _, role_text = value.partition(":")
+    try:
+        source_id = int(source_text)
+    except ValueError:
+        msg = f"{value!r} is not SOURCE_ID[:ROLE]; the source id is a number"
+        raise click.BadParameter(msg) from None
+    try:
+        role = Role(role_text or Role.EXPORTER.value)
+    except ValueError:
+        msg = f"{role_text!r} is not a role; use one of {', '.join(r.value for r in Role)}"
+        raise click.BadParameter(msg) from None
+    return source_id, role
+
+
+def parse_grants(
+    _context: click.Context, _parameter: click.Parameter, values: tuple[str, ...]
+) -> list[tuple[int, Role]]:
+    return [parse_grant(value) for value in values]
+
+
+def parse_one_grant(
+    _context: click.Context, _parameter: click.Parameter, value: str
+) -> tuple[int, Role]:
+    return parse_grant(value)
+
+
+@users_group.command("create")
+@click.argument("name")
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    callback=parse_grants,
+    metavar="SOURCE_ID[:ROLE]",
+    help="Give the user a role (viewer, exporter, admin; default exporter) on a source.",
+)
+@pass_context
+def create_user_command(context: Context, name: str, grants: list[tuple[int, Role]]) -> None:
+    """Create user NAME and print a new API key for it, once."""
+    granted = [(find_source(context, source_id), role) for source_id, role in grants]
+
+    with reported_as_user_errors(), context.status_sessions().begin() as session:
+        user = users.create_user(session, name)
+        for source, role in granted:
+            users.grant_role(session, user, source.source_id, role)
+        key = users.issue_api_key(session, user)
+
+    click.echo(f'user "{user.name}" created', err=True)
+    for source, role in granted:
+        click.echo(f"  {describe_role(source, role)}", err=True)
+    if not granted:
+        click.echo("  no sources yet; give it one with `export-pipeline users grant`", err=True)
+    print_api_key(key)
+
+
+@users_group.command("grant")
+@click.argument("name")
+@click.argument("grant", metavar="SOURCE_ID[:ROLE]", callback=parse_one_grant)
+@pass_context
+def grant_command(context: Context, name: str, grant: tuple[int, Role]) -> None:
+    """Give user NAME a role on a source, replacing the role it had there."""
+    source_id, role = grant
+    source = find_source(context, source_id)
+
+    with context.status_sessions().begin() as session:
+        user = find_user(session, name)
+        users.grant_role(session, user, source.source_id, role)
+
+    click.echo(f'user "{name}": {describe_role(source, role)}')
+
+
+@users_group.command("add-key")
+@click.argument("name")
+@pass_context
+def add_key_command(context: Context, name: str) -> None:
+    """Print a new API key for user NAME, once; its other keys keep working."""
+    with context.status_sessions().begin() as session:
+        key = users.issue_api_key(session, find_user(session, name))
+
+    print_api_key(key)
+
+
+@main.command()
+@click.option(
+    "--leads",
+    "lead_count",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many leads to add (about one second per thousand).",
+)
+@click.option("--seed", default=7, show_default=True, help="Same seed, same leads.")
+@click.option("--if-empty", is_flag=True, help="Do nothing if the lead store has a source.")
+@pass_context
+def demo(context: Context, lead_count: int, seed: int, if_empty: bool) -> None:
+    """Add made-up leads to the source "Demo leads" and print an API key of user "demo".
+
+    The user is created when missing and made admin of the source, so that `serve`
+    has something to export on a fresh machine.
+    """
+    if if_empty:
+        with reported_as_user_errors(), context.lead_store.reading() as connection:
+            existing = list_sources(connection)
+        if existing:
+            click.echo(
+                f"the lead store already has {len(existing)} source(s); not adding demo leads",
+                err=True,
+            )
+            return
+
+    with reported_as_user_errors():
+        result = seed_demo_leads(context.lead_store, count=lead_count, seed=seed)
+
+    with context.status_sessions().begin() as session:
+        user = users.find_user(session, DEMO_USER_NAME) or users.create_user(
+            session, DEMO_USER_NAME
+        )
+        users.grant_role(session, user, result.source_id, Role.ADMIN)
+        key = users.issue_api_key(session, user)
+
+    click.echo(describe_append(result), err=True)
+    click.echo(f'user "{DEMO_USER_NAME}" is admin of source {result.source_id}', err=True)
+    print_api_key(key)
+
+
+@main.command()
+@click.option(
+    "--sample-export",
+    is_flag=True,
+    help=f'Once up, export the source "{DEMO_SOURCE_NAME}" as user "{DEMO_USER_NAME}" through '
+    "the API and print how to download the file.",
+)
+@pass_context
+def serve(context: Context, sample_export: bool) -> None:
+    """Run the API, the Dagster webserver and the Dagster daemon until Ctrl-C.
+
+    Run it from the project root: it reads dagster.yaml and workspace.yaml there.
+    """
+    try:
+        exit_code = run_services(context.settings, sample_export=sample_export)
+    except ServeError as error:
+        raise UserError(str(error)) from None
+    raise SystemExit(exit_code)
+
+
+def find_source(context: Context, source_id: int) -> Source:
+    with reported_as_user_errors(), context.lead_store.reading() as connection:
+        source = get_source(connection, source_id)
+    if source is None:
+        msg = f"the lead store has no source {source_id}; `export-pipeline sources list` "
+        msg += "shows the sources"
+        raise UserError(msg)
+    return source
+
+
+def find_user(session: Session, name: str) -> User:
+    user = users.find_user(session, name)
+    if user is None:
+        msg = f"there is no user named {name!r}; create it with `export-pipeline users create`"
+        raise UserError(msg)
+    return user
+
+
+def describe_append(result: AppendResult) -> str:
+    """`source 1 "Datablist" (created): 10000 leads, 80000 custom values, ...`"""
+    state = "created" if result.source_created else "existing"
+    return (
+        f'source {result.source_id} "{result.source_name}" ({state}): {result.leads} leads, '
+        f"{result.custom_values} custom values, {result.attributes} attribute tags"
+    )
+
+
+def describe_role(source: Source, role: Role) -> str:
+    return f'{role.value} on source {source.source_id} "{source.name}"'
+
+
+def print_api_key(key: str) -> None:
+    click.echo(key)
+    click.echo("This API key is shown only now and cannot be shown again; keep it.", err=True)
