@@ -126,11 +126,15 @@ class LeadStore:
 
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection; several processes may read at once."""
+        """A read-only connection; several processes may read at once.
+
+        A store that does not exist yet reads as an empty one, and is not created.
+        """
         if not self.path.exists():
-            with self.writing():
-                pass
-        connection = self._connect(read_only=True)
+            connection = _configured(duckdb.connect(":memory:"))
+            connection.execute(SCHEMA)
+        else:
+            connection = self._connect(read_only=True)
         try:
             yield connection
         finally:
@@ -167,9 +171,14 @@ class LeadStore:
                 "has finished"
             )
             raise LeadStoreBusy(msg) from error
-        # Set after connecting: the time-zone extension is not loaded yet at connect time.
-        connection.execute("SET TimeZone = 'UTC'")
-        return connection
+        return _configured(connection)
+
+
+def _configured(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    # Set after connecting: the time-zone extension is not loaded yet at connect time.
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET enable_progress_bar = false")
+    return connection
 
 
 def _is_lock_conflict(error: BaseException) -> bool:

@@ -15,7 +15,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for the status table.
+    """An engine for the status table; bound parameters (which may hold lead values of
+    a search filter) never appear in its logs or errors.
 
     SQLite is shared by the API, the Dagster daemon and run workers, so it runs in
     WAL mode and waits for a busy writer instead of failing with "database is locked".
@@ -24,10 +25,10 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from export_pipeline.engine.filters import ExportFilters, FrozenFilters
 from export_pipeline.engine.options import ExportOptions
@@ -76,6 +76,7 @@ def list_exports(session: Session, source_id: int, *, limit: int = 100) -> Seque
     """The source's exports, newest request first."""
     return session.scalars(
         select(Export)
+        .options(selectinload(Export.requester))
         .where(Export.source_id == source_id)
         .order_by(Export.requested_at.desc(), Export.id.desc())
         .limit(limit)

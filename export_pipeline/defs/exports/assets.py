@@ -14,6 +14,7 @@ from export_pipeline.engine.export import stream_export
 from export_pipeline.engine.filters import FrozenFilters
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.leads.catalog import read_catalog
+from export_pipeline.leads.store import LeadStoreBusy
 from export_pipeline.status.exports import get_export
 from export_pipeline.status.models import ExportStatus
 
@@ -49,15 +50,22 @@ def lead_export(
 
     started = time.monotonic()
     storage = export_storage.storage()
-    with lead_store.store().reading() as connection:
-        catalog = read_catalog(connection, source_id)
-        if catalog is None:
-            raise dg.Failure(description=f"source {source_id} no longer exists")
-        lead_count, facts = storage.write_atomically(
-            f"{source_id}/{export_id}/{file_name}",
-            lambda out: stream_export(connection, catalog, filters, options, out),
-            partial_key=export_id,
-        )
+    try:
+        with lead_store.store().reading() as connection:
+            catalog = read_catalog(connection, source_id)
+            if catalog is None:
+                raise dg.Failure(description=f"source {source_id} no longer exists")
+            lead_count, facts = storage.write_atomically(
+                f"{source_id}/{export_id}/{file_name}",
+                lambda out: stream_export(connection, catalog, filters, options, out),
+                partial_key=export_id,
+            )
+    except LeadStoreBusy as error:
+        raise dg.Failure(description=str(error)) from error
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        msg = f"could not write the export file to {storage.root}: {reason}"
+        raise dg.Failure(description=msg) from error
     seconds = time.monotonic() - started
 
     context.log.info(

@@ -170,13 +170,12 @@ def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
 
 
 def _readable_error(cls_name: str | None, message: str) -> str:
-    """`Failure` messages as written; other errors as `ClassName: message`."""
-    _, separator, text = message.partition(": ")
-    if not separator or not cls_name:
-        return _first_line(message)
+    """A `Failure`'s description, which the asset words for people; for any other error
+    only its class, since its message might quote lead values. The run's logs in
+    Dagster keep the whole traceback."""
     if cls_name == "Failure":
-        return _first_line(text)
-    return _first_line(f"{cls_name}: {text}")
+        return _first_line(message.partition(": ")[2] or message)
+    return f"the export run failed with an unexpected {cls_name}; see the run's logs in Dagster"
 
 
 def _first_line(text: str) -> str:
