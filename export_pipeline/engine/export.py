@@ -98,9 +98,19 @@ def _batch_frame(
     custom = {c.key: c.header for c in columns if c.kind is ColumnKind.CUSTOM}
     attributes = {c.key: c.header for c in columns if c.kind is ColumnKind.ATTRIBUTE}
     if custom:
-        frame = frame.join(_custom_values(cursor, lead_ids, custom), on="lead_id", how="left")
+        frame = frame.join(
+            _custom_values(cursor, lead_ids, custom),
+            on="lead_id",
+            how="left",
+            maintain_order="left",
+        )
     if attributes:
-        frame = frame.join(_attributes(cursor, lead_ids, attributes), on="lead_id", how="left")
+        frame = frame.join(
+            _attributes(cursor, lead_ids, attributes),
+            on="lead_id",
+            how="left",
+            maintain_order="left",
+        )
     return frame
 
 

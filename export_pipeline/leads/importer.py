@@ -109,6 +109,8 @@ def _read_csv(path: Path, wrap_file: Callable[[BinaryIO, int], BinaryIO] | None)
                 ),
                 convert_options=pa_csv.ConvertOptions(
                     column_types=dict.fromkeys(header, pa.string()),
+                    # Only an empty cell is missing; "NA" or "null" are text like any other.
+                    null_values=[""],
                     strings_can_be_null=True,
                 ),
             )
@@ -201,9 +203,9 @@ def _check_mapping(mapping: ColumnMapping, columns: list[str]) -> None:
 def _new_leads(table: pa.Table, mapping: ColumnMapping, now: datetime) -> NewLeads:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    frame = frame.with_row_index("row")
+    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
     special = {column for column, _ in mapping.special_columns()}
-    custom_columns = [c for c in frame.columns if c != "row" and c not in special]
+    custom_columns = [c for c in frame.columns if c not in special]
 
     system = [
         pl.col(mapping.fields[name]).alias(name)
@@ -216,7 +218,7 @@ def _new_leads(table: pa.Table, mapping: ColumnMapping, now: datetime) -> NewLea
         pl.col(mapping.status_column) if mapping.status_column else pl.lit(None, pl.String)
     ).alias("status")
     created_at = _created_at(frame, mapping.created_at_column, now)
-    leads = frame.select("row", *system, status).with_columns(
+    leads = frame.select(row, *system, status).with_columns(
         created_at.alias("created_at"), created_at.alias("updated_at")
     )
 
@@ -235,10 +237,17 @@ def _long(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """(row, key, value) for every non-empty cell of `columns`, in row order."""
     if not columns:
         return pl.DataFrame(schema={"row": pl.UInt32, "key": pl.String, "value": pl.String})
-    keyed = frame.select("row", *(pl.col(c).alias(snake_case(c)) for c in columns))
+    # Positional names while unpivoting, so that no column name of the file can clash
+    # with the row number's.
+    positions = {f"column_{index}": snake_case(c) for index, c in enumerate(columns)}
+    keyed = frame.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
+        *(pl.col(c).alias(name) for name, c in zip(positions, columns, strict=True)),
+    )
     return (
         keyed.unpivot(index="row", variable_name="key", value_name="value")
         .drop_nulls("value")
+        .with_columns(pl.col("key").replace_strict(positions, return_dtype=pl.String))
         .sort("row", maintain_order=True)
     )
 

@@ -167,7 +167,7 @@ class LeadStore:
                 raise
             msg = (
                 f"the lead store {self.path} stayed locked by another process for "
-                f"{self.wait_seconds:.0f} s; try again when the import or export holding it "
+                f"{self.wait_seconds:g} s; try again when the import or export holding it "
                 "has finished"
             )
             raise LeadStoreBusy(msg) from error

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -27,7 +27,7 @@ UNSETTLED = (ExportStatus.PENDING, ExportStatus.PROCESSING)
 def export_file_name(source: Source, requested_at: datetime, export_id: str, suffix: str) -> str:
     """`<source slug>_<UTC request time>_<first 8 of the export id><suffix>`: sortable by
     time and unique per export even for requests in the same second."""
-    stamp = requested_at.strftime("%Y%m%dT%H%M%SZ")
+    stamp = requested_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{source.slug}_{stamp}_{export_id[:8]}{suffix}"
 
 

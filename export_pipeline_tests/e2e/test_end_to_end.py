@@ -205,7 +205,13 @@ def test_whole_source_export_keeps_phones_and_zip_codes_exactly(
     assert export["lead_count"] == len(expected) == 500
     actual = sorted(map(without_generated, rows), key=lambda r: (r["email"], r["first_name"]))
     assert actual == sorted(expected, key=lambda r: (r["email"], r["first_name"]))
-    assert any(row["zip_code"].startswith("0") for row in rows) or source == "us"
+    phones_with_leading_zero = sum(
+        row[columns["phone"]].startswith("0") for row in read_input(file)
+    )
+    assert sum(row["phone"].startswith("0") for row in rows) == phones_with_leading_zero
+    assert sorted(row["zip_code"] for row in rows) == sorted(
+        row[columns["zip_code"]] for row in read_input(file)
+    )
     assert_system_columns(rows, source_id)
 
 
