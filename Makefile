@@ -1,16 +1,18 @@
-# Everyday commands. Each installs the project into .venv first when pyproject.toml is
-# newer than the last install.
+# Everyday commands. Each installs the project into .venv first when pyproject.toml or
+# constraints.txt is newer than the last install. constraints.txt pins every
+# dependency to the versions the suite last passed with; refresh it with
+# `make constraints` after changing dependencies.
 
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean constraints
 
 run: $(INSTALLED)
 	$(VENV)/bin/export-pipeline demo --if-empty
 	$(VENV)/bin/export-pipeline serve --sample-export
 
-test: $(INSTALLED)
+test: lint
 	$(VENV)/bin/pytest
 
 lint: $(INSTALLED)
@@ -23,7 +25,10 @@ bench: $(INSTALLED)
 clean:
 	rm -rf .export_pipeline
 
-$(INSTALLED): pyproject.toml
+constraints: $(INSTALLED)
+	$(VENV)/bin/pip freeze --exclude-editable > constraints.txt
+
+$(INSTALLED): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -e '.[dev]'
+	$(VENV)/bin/pip install -e '.[dev]' -c constraints.txt
 	touch $@

@@ -85,8 +85,7 @@ def generate_store(path: Path, *, leads: int) -> dict[str, int]:
     sizes = {1: leads, 2: max(leads // 10, 1), 3: max(leads // 100, 1)}
     with LeadStore(path).writing() as connection:
         connection.execute(
-            "CREATE TEMP MACRO pick(choices, seed) AS "
-            "choices[1 + (seed % len(choices))::BIGINT]"
+            "CREATE TEMP MACRO pick(choices, seed) AS choices[1 + (seed % len(choices))::BIGINT]"
         )
         first_id = 1
         for source_id, count in sizes.items():
