@@ -10,10 +10,9 @@ from export_pipeline.defs.exports.resources import (
     LeadStoreResource,
     StatusTableResource,
 )
-from export_pipeline.engine.export import stream_export
+from export_pipeline.engine.export import SourceMissingError, export_to_storage
 from export_pipeline.engine.filters import FrozenFilters
 from export_pipeline.engine.options import ExportOptions
-from export_pipeline.leads.catalog import read_catalog
 from export_pipeline.leads.store import LeadStoreBusy
 from export_pipeline.status.exports import get_export
 from export_pipeline.status.models import ExportStatus
@@ -51,16 +50,16 @@ def lead_export(
     started = time.monotonic()
     storage = export_storage.storage()
     try:
-        with lead_store.store().reading() as connection:
-            catalog = read_catalog(connection, source_id)
-            if catalog is None:
-                raise dg.Failure(description=f"source {source_id} no longer exists")
-            lead_count, facts = storage.write_atomically(
-                f"{source_id}/{export_id}/{file_name}",
-                lambda out: stream_export(connection, catalog, filters, options, out),
-                partial_key=export_id,
-            )
-    except LeadStoreBusy as error:
+        lead_count, facts = export_to_storage(
+            lead_store.store(),
+            storage,
+            source_id=source_id,
+            name=f"{source_id}/{export_id}/{file_name}",
+            partial_key=export_id,
+            filters=filters,
+            options=options,
+        )
+    except (SourceMissingError, LeadStoreBusy) as error:
         raise dg.Failure(description=str(error)) from error
     except OSError as error:
         reason = error.strerror or type(error).__name__

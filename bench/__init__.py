@@ -1,0 +1,1 @@
+"""Benchmarks of the export engine against hand-written DuckDB, Polars and pandas."""
