@@ -28,6 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "lead_store": LeadStoreResource(
                 path=str(settings.lead_store_path),
                 wait_seconds=settings.lead_store_wait_seconds,
+                memory_limit=settings.export_memory_limit,
             ),
             "export_storage": ExportStorageResource(
                 url=settings.export_storage_url, storage_options=settings.storage_options

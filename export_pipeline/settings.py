@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     link_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     link_max_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     lead_store_wait_seconds: float = Field(default=600.0, ge=0)
+    export_memory_limit: str = "128MB"
+    """DuckDB's memory limit in an export run. DuckDB otherwise keeps every block it
+    scanned cached, so a run's memory would grow with the lead store; the engine's own
+    buffers are bounded separately, by its window of lead ids."""
 
     @property
     def resolved_home(self) -> Path:

@@ -1,4 +1,4 @@
-"""One module per tool; each has `run(store, workload, out) -> rows written`.
+"""One module per tool; each has `run(store, workload, out)`, which writes one export.
 
 Every tool writes the same CSV as the engine with the formula guard off: the header of
 field keys, system fields, custom fields and attributes in definition order, CRLF line

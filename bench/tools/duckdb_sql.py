@@ -39,7 +39,7 @@ def lead_conditions(workload: Workload) -> tuple[str, dict[str, object]]:
     return " AND ".join(conditions), params
 
 
-def run(store: Path, workload: Workload, out: Path) -> int:
+def run(store: Path, workload: Workload, out: Path) -> None:
     connection = duckdb.connect(str(store), read_only=True)
     connection.execute("SET TimeZone = 'UTC'")
     fields, attributes = custom_and_attribute_keys(connection, workload.source_id)
@@ -80,6 +80,4 @@ def run(store: Path, workload: Workload, out: Path) -> int:
     connection.execute(
         f"COPY ({query}) TO {sql_literal(str(out))} (HEADER, NEW_LINE '\r\n')", params
     )
-    (rows,) = connection.execute(f"SELECT count(*) FROM leads WHERE {where}", params).fetchall()
     connection.close()
-    return rows[0]

@@ -1,9 +1,10 @@
-"""Streaming the matching leads of one source into CSV, one batch of leads at a time.
+"""Streaming the matching leads of one source into CSV, one window of lead ids at a time.
 
-DuckDB selects the matching leads in `lead_id` order and hands them over in Arrow
-batches; for each batch, only the custom values and attributes of those leads are
-read, pivoted into columns with Polars and appended to the CSV. Memory therefore
-follows the batch size, not the size of the source or of the export.
+The source's lead ids are cut into windows of `batch_size` ids. For each window,
+DuckDB selects the matching leads in `lead_id` order; then only the custom values
+and attributes of those leads are read, pivoted into columns with Polars and appended
+to the CSV. Memory therefore follows the window, not the size of the source or of the
+export; DuckDB's own cache is capped by the lead store's memory limit.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from export_pipeline.engine import csv_format
 from export_pipeline.engine.columns import Column, ColumnKind, plan_columns, select_columns
 from export_pipeline.engine.filters import FrozenFilters
 from export_pipeline.engine.options import ExportOptions
-from export_pipeline.engine.query import build_lead_query
+from export_pipeline.engine.query import LEAD_ID_RANGE_SQL, build_lead_query
 from export_pipeline.leads.catalog import SourceCatalog, read_catalog
-from export_pipeline.leads.store import LeadStore
+from export_pipeline.leads.store import LeadStore, fetch_first
 from export_pipeline.storage import ExportStorage, FileFacts
 
 DEFAULT_BATCH_SIZE = 100_000
@@ -90,18 +91,29 @@ def stream_export(
 
     with _encoded(out, options) as sink:
         _write_header(sink, columns, options, write)
-        leads = connection.sql(query.sql, params=query.params).to_arrow_reader(batch_size)
-        values = connection.cursor()
         written = 0
-        for batch in leads:
-            if batch.num_rows == 0:
+        for start, end in _windows(connection, catalog.source.source_id, batch_size):
+            batch = connection.sql(query.sql, params=query.in_window(start, end))
+            leads = batch.to_arrow_table()
+            if leads.num_rows == 0:
                 continue
-            frame = _batch_frame(values, batch, columns)
+            frame = _batch_frame(connection, leads, columns)
             _format(frame, columns, options).write_csv(sink, include_header=False, **write)
-            written += batch.num_rows
+            written += leads.num_rows
             if on_progress is not None:
                 on_progress(written)
     return written
+
+
+def _windows(
+    connection: duckdb.DuckDBPyConnection, source_id: int, size: int
+) -> Iterator[tuple[int, int]]:
+    """Consecutive `[start, end)` windows of `size` ids over the source's lead ids."""
+    first, last = fetch_first(connection, LEAD_ID_RANGE_SQL, [source_id]) or (None, None)
+    if first is None:
+        return
+    for start in range(first, last + 1, size):
+        yield start, start + size
 
 
 @contextmanager
@@ -127,7 +139,7 @@ def _write_header(
 
 
 def _batch_frame(
-    cursor: duckdb.DuckDBPyConnection, batch: pa.RecordBatch, columns: tuple[Column, ...]
+    cursor: duckdb.DuckDBPyConnection, batch: pa.Table, columns: tuple[Column, ...]
 ) -> pl.DataFrame:
     """The batch's leads joined with their custom values and attributes, one row each."""
     frame = pl.from_arrow(batch)

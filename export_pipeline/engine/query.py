@@ -33,15 +33,31 @@ _PHONE_LIKE = re.compile(r"[\d\s().+\-/]*\d[\d\s().+\-/]*")
 
 @dataclass(frozen=True)
 class LeadQuery:
-    """SQL selecting the matching leads of one source, ordered by `lead_id`."""
+    """SQL selecting the matching leads of one source in one window of lead ids,
+    ordered by `lead_id`. Bind `window_start` (included) and `window_end` (excluded)
+    next to `params` for each window."""
 
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
 
+    def in_window(self, start: int, end: int) -> dict[str, Any]:
+        return {**self.params, "window_start": start, "window_end": end}
+
+
+LEAD_ID_RANGE_SQL = "SELECT min(lead_id), max(lead_id) FROM leads WHERE source_id = ?"
+"""The smallest and largest lead id of a source, to lay windows over."""
+
 
 def build_lead_query(source_id: int, filters: FrozenFilters) -> LeadQuery:
-    """The leads of `source_id` that match every frozen filter."""
+    """The leads of `source_id` that match every frozen filter.
+
+    The query covers one window of lead ids at a time, so that sorting its result
+    needs memory for one window only, and DuckDB reads only the row groups whose id
+    range overlaps the window.
+    """
     conditions = [
+        "l.lead_id >= $window_start",
+        "l.lead_id < $window_end",
         "l.source_id = $source_id",
         "l.created_at <= $cutoff",
         "l.inserted_at <= $cutoff",
@@ -87,10 +103,12 @@ def _attribute_condition(with_value: bool) -> str:
     if with_value:
         return (
             "EXISTS (SELECT 1 FROM lead_attributes a WHERE a.lead_id = l.lead_id "
+            "AND a.lead_id >= $window_start AND a.lead_id < $window_end "
             "AND a.key = $attribute_key AND a.value = $attribute_value)"
         )
     return (
         "EXISTS (SELECT 1 FROM lead_attributes a WHERE a.lead_id = l.lead_id "
+        "AND a.lead_id >= $window_start AND a.lead_id < $window_end "
         "AND a.key = $attribute_key)"
     )
 
