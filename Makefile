@@ -30,5 +30,5 @@ constraints: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -e '.[dev]' -c constraints.txt
+	$(VENV)/bin/pip install -e '.[dev,bench]' -c constraints.txt
 	touch $@
