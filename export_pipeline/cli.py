@@ -16,6 +16,7 @@ from typing import IO, Any, BinaryIO
 
 import click
 import pydantic
+from pydantic_settings import SettingsError
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
@@ -84,6 +85,8 @@ def main(click_context: click.Context) -> None:
     """
     try:
         settings = Settings()
+    except SettingsError as error:
+        raise UserError(f"invalid settings: {error}") from None
     except pydantic.ValidationError as error:
         problems = "; ".join(
             f"EXPORT_PIPELINE_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
@@ -264,7 +267,7 @@ def create_user_command(context: Context, name: str, grants: list[tuple[int, Rol
     for source, role in granted:
         click.echo(f"  {describe_role(source, role)}", err=True)
     if not granted:
-        click.echo("  no sources yet; give it one with `export-pipeline users grant`", err=True)
+        click.echo("  no role on any source; give one with `export-pipeline users grant`", err=True)
     print_api_key(key)
 
 

@@ -9,6 +9,7 @@ SIGKILL cannot do that: its children keep running and must be stopped by hand.
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
 import os
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -75,6 +76,18 @@ def run_services(settings: Settings, *, sample_export: bool) -> int:
     """
     project = Path.cwd()
     dagster_config, workspace = _project_files(project)
+    with _hold_home(settings.resolved_home):
+        return _serve(settings, project, dagster_config, workspace, sample_export=sample_export)
+
+
+def _serve(
+    settings: Settings,
+    project: Path,
+    dagster_config: Path,
+    workspace: Path,
+    *,
+    sample_export: bool,
+) -> int:
     _check_port_free(settings.api_host, settings.api_port, "EXPORT_PIPELINE_API_PORT")
     _check_port_free("127.0.0.1", settings.dagster_port, "EXPORT_PIPELINE_DAGSTER_PORT")
     environment = prepare_environment(settings, dagster_config)
@@ -101,6 +114,21 @@ def run_services(settings: Settings, *, sample_export: bool) -> int:
             return 1
         finally:
             _stop_children(children)
+
+
+def _hold_home(home: Path) -> IO[str]:
+    """Lock `home` for this process's lifetime: two `serve`s on one home would run
+    two Dagster daemons on one instance and two sets of sensors on one status table.
+    The lock goes with the process, however it ends."""
+    home.mkdir(parents=True, exist_ok=True)
+    lock = (home / "serve.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        msg = f"another `export-pipeline serve` is running on {home}; stop it first"
+        raise ServeError(msg) from None
+    return lock
 
 
 def prepare_environment(settings: Settings, dagster_config: Path) -> dict[str, str]:

@@ -25,6 +25,8 @@ from export_pipeline.status.users import authenticate, role_on_source
 from export_pipeline.storage import ExportStorage
 
 SOURCE_NOT_FOUND = "source not found"
+MAX_SOURCE_ID = 2**31 - 1
+"""Source ids are 32-bit integers in the status table."""
 EXPORT_NOT_FOUND = "export not found"
 
 
@@ -96,7 +98,10 @@ class ExportAccess:
 
 
 def get_source_access(source_id: int, session: SessionDep, user: CurrentUser) -> SourceAccess:
-    """The caller's role on the path's source; 404 when they have none."""
+    """The caller's role on the path's source; 404 when they have none, and for ids
+    no source can have."""
+    if not 0 < source_id <= MAX_SOURCE_ID:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)
     role = role_on_source(session, user.id, source_id)
     if role is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)

@@ -9,6 +9,7 @@ filter redacts it as well). The app does not migrate the status table;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -16,6 +17,7 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from export_pipeline.api.access_log import AccessLogMiddleware, redact_uvicorn_access_log
+from export_pipeline.api.body_limit import BodySizeLimitMiddleware
 from export_pipeline.api.errors import install_error_handlers
 from export_pipeline.api.routes import downloads, exports, health, sources
 from export_pipeline.leads.store import LeadStore
@@ -58,9 +60,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    _log_to_stderr()
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(AccessLogMiddleware)
     redact_uvicorn_access_log()
     for router in (health.router, sources.router, exports.router, downloads.router):
         app.include_router(router, prefix=API_PREFIX)
     return app
+
+
+def _log_to_stderr() -> None:
+    """Send this package's INFO logs (the redacted access log among them) to stderr,
+    next to uvicorn's own, unless a handler was configured already."""
+    logger = logging.getLogger("export_pipeline")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -105,7 +105,14 @@ def _column_errors(catalog: SourceCatalog, columns: list[str] | None) -> list[di
     return []
 
 
+LISTED_AT_MOST = 20
+
+
 def _listing(names: list[str], *, none: str) -> str:
+    """The valid names for an error message, the first `LISTED_AT_MOST` of them."""
     if not names:
         return none
-    return "use one of " + ", ".join(repr(name) for name in names)
+    listed = ", ".join(repr(name) for name in names[:LISTED_AT_MOST])
+    if len(names) > LISTED_AT_MOST:
+        listed += f" and {len(names) - LISTED_AT_MOST} more"
+    return "use one of " + listed

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_SEARCH_LENGTH = 200
+MAX_STATUS_LENGTH = 200
 
 
 class AttributeFilter(BaseModel):
@@ -38,10 +40,12 @@ class ExportFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    statuses: list[str] = Field(default_factory=list, max_length=1000)
-    time_zone: str = "UTC"
-    created_from: str | None = None
-    created_to: str | None = None
+    statuses: list[Annotated[str, Field(max_length=MAX_STATUS_LENGTH)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    time_zone: str = Field(default="UTC", max_length=64)
+    created_from: str | None = Field(default=None, max_length=40)
+    created_to: str | None = Field(default=None, max_length=40)
     attribute: AttributeFilter | None = None
     search: str | None = Field(default=None, max_length=MAX_SEARCH_LENGTH)
 
@@ -53,18 +57,17 @@ class ExportFilters(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _known_time_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        if name not in _iana_time_zones():
             msg = f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'"
-            raise ValueError(msg) from None
+            raise ValueError(msg)
         return name
 
     @field_validator("created_from", "created_to")
     @classmethod
-    def _iso_moment(cls, value: str | None) -> str | None:
+    def _resolvable_moment(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            parse_moment(value)
+            zone_name = info.data.get("time_zone") or "UTC"
+            _resolve(value, ZoneInfo(zone_name))
         return value
 
     @field_validator("search")
@@ -174,7 +177,23 @@ def _resolve(text: str | None, zone: ZoneInfo) -> datetime | None:
         moment = datetime.combine(moment, time(0), tzinfo=zone)
     elif moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        msg = f"{text!r} lies outside the years 1 to 9999 once converted to UTC"
+        raise ValueError(msg) from None
+
+
+@cache
+def _iana_time_zones() -> frozenset[str]:
+    """IANA zone names; host-specific entries such as `localtime` are not among them."""
+    host_specific = {"localtime", "posixrules", "Factory"}
+    names = {
+        name
+        for name in available_timezones()
+        if name not in host_specific and not name.startswith(("posix/", "right/"))
+    }
+    return frozenset(names | {"UTC"})
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +18,9 @@ class ExportOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     formula_guard: bool = True
-    columns: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
+    columns: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=10_000
+    )
     include_bom: bool = False
     compression: Literal["none", "gzip"] = "none"
 

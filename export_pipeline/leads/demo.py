@@ -148,7 +148,7 @@ def seed_demo_leads(
     now = now or datetime.now(UTC)
     new = demo_leads(count, seed=seed, now=now)
     with store.writing() as connection:
-        return append_leads(connection, DEMO_SOURCE_NAME, new, inserted_at=now)
+        return append_leads(connection, DEMO_SOURCE_NAME, new)
 
 
 def _contact(fake: Faker) -> dict[str, str]:

@@ -71,9 +71,12 @@ def import_leads(
 
     Without a created-at column, creation times are spread evenly over the year
     before midnight UTC of the import day, in file order, so that the same file
-    imported on the same day gets the same times. `wrap_file` may wrap the open file
-    (given its size), for example to show progress. Raises `LeadImportError`.
+    imported on the same day gets the same times. `now` fixes the import time for
+    tests; left out, the leads are stamped as imported once the write lock is held (see
+    `append_leads`). `wrap_file` may wrap the open file (given its size), for example
+    to show progress. Raises `LeadImportError`.
     """
+    inserted_at = now
     now = now or datetime.now(UTC)
     if not source_name.strip():
         msg = "the source name must not be blank"
@@ -83,7 +86,7 @@ def import_leads(
     _check_mapping(mapping, columns)
     new = _new_leads(table, mapping, now)
     with store.writing() as connection:
-        return append_leads(connection, source_name.strip(), new, inserted_at=now)
+        return append_leads(connection, source_name.strip(), new, inserted_at=inserted_at)
 
 
 def _read_csv(path: Path, wrap_file: Callable[[BinaryIO, int], BinaryIO] | None) -> pa.Table:
@@ -279,7 +282,12 @@ def _parse_created_at(text: str | None, column: str, record: int) -> datetime:
         raise LeadImportError(msg) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        msg = f"record {record} (the first after the header is 1) has a created-at value "
+        msg += f"in column {column!r} that lies outside the years 1 to 9999 in UTC"
+        raise LeadImportError(msg) from None
 
 
 def _spread(count: int, now: datetime) -> pl.Series:

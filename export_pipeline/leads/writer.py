@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 import polars as pl
@@ -75,9 +75,16 @@ def append_leads(
     source_name: str,
     new: NewLeads,
     *,
-    inserted_at: datetime,
+    inserted_at: datetime | None = None,
 ) -> AppendResult:
-    """Append `new` to the source named `source_name`, creating it if needed."""
+    """Append `new` to the source named `source_name`, creating it if needed.
+
+    `connection` must be the lead store's writing connection. `inserted_at`, when not
+    given, is taken now, with the write lock held: no export request can be accepted
+    between that moment and the commit, because the API reads the store to accept
+    one, so a request's cut-off never admits leads committed after it.
+    """
+    inserted_at = inserted_at or datetime.now(UTC)
     for field in new.fields:
         if field.type not in FIELD_TYPES:
             msg = f"custom field {field.key!r} has unknown type {field.type!r}"

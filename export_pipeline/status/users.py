@@ -35,7 +35,8 @@ def create_user(session: Session, name: str) -> User:
 
 
 def find_user(session: Session, name: str) -> User | None:
-    return session.scalar(select(User).where(User.name == name))
+    """The user of that name; surrounding spaces are ignored, as `create_user` drops them."""
+    return session.scalar(select(User).where(User.name == name.strip()))
 
 
 def issue_api_key(session: Session, user: User) -> str:

@@ -165,6 +165,36 @@ INVALID_REQUESTS = [
         ["Extra inputs are not permitted"],
         id="misspelt-top-level-key",
     ),
+    pytest.param(
+        {"filters": {"created_from": "0001-01-01", "time_zone": "Asia/Tokyo"}},
+        [["body", "filters", "created_from"]],
+        ["outside the years 1 to 9999"],
+        id="date-before-year-1-in-utc",
+    ),
+    pytest.param(
+        {"filters": {"created_to": "9999-12-31T23:59:59-05:00"}},
+        [["body", "filters", "created_to"]],
+        ["outside the years 1 to 9999"],
+        id="timestamp-after-year-9999-in-utc",
+    ),
+    pytest.param(
+        {"filters": {"time_zone": "Europe"}},
+        [["body", "filters", "time_zone"]],
+        ["unknown time zone 'Europe'"],
+        id="time-zone-naming-a-folder",
+    ),
+    pytest.param(
+        {"filters": {"time_zone": "localtime"}},
+        [["body", "filters", "time_zone"]],
+        ["unknown time zone 'localtime'"],
+        id="host-specific-time-zone",
+    ),
+    pytest.param(
+        {"filters": {"time_zone": "Europe/" + "b" * 300}},
+        [["body", "filters", "time_zone"]],
+        ["at most 64 characters"],
+        id="overlong-time-zone",
+    ),
 ]
 
 
@@ -186,6 +216,45 @@ def test_invalid_requests_are_422_naming_the_field_and_queue_nothing(
     for mention in mentions:
         assert mention in messages
     assert harness.export_count() == before
+
+
+def test_an_error_lists_at_most_twenty_valid_names(client, harness, exporter):
+    unknown = [f"column_{index}" for index in range(200)]
+
+    response = client.post(
+        f"/api/v1/sources/{harness.acme_id}/exports",
+        json={"options": {"columns": unknown}},
+        headers=exporter.auth,
+    )
+
+    assert response.status_code == 422
+    first = response.json()["detail"][0]["msg"]
+    assert first.count("'") <= 2 * 21
+    assert len(response.content) < 200 * 1000
+
+
+def test_a_body_over_one_mebibyte_is_413_and_queues_nothing(client, harness, exporter):
+    before = harness.export_count()
+    body = '{"filters": {"search": "' + "x" * (1 << 20) + '"}}'
+
+    response = client.post(
+        f"/api/v1/sources/{harness.acme_id}/exports",
+        content=body,
+        headers={**exporter.auth, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert "larger than" in response.json()["detail"]
+    assert harness.export_count() == before
+
+
+@pytest.mark.parametrize("source_id", [2**31, 2**63, -(2**63) - 1, 0])
+def test_source_ids_no_source_can_have_are_404(client, exporter, source_id):
+    listed = client.get(f"/api/v1/sources/{source_id}/exports", headers=exporter.auth)
+    requested = client.post(f"/api/v1/sources/{source_id}/exports", headers=exporter.auth)
+
+    assert listed.status_code == 404
+    assert requested.status_code == 404
 
 
 def test_validation_errors_never_echo_lead_values(client, harness, exporter, lead_values):

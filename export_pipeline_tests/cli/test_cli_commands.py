@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,59 @@ def test_serve_refuses_a_taken_port_before_starting_anything(cli: Cli) -> None:
     assert f"error: cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "EXPORT_PIPELINE_API_PORT" in done.stderr
     assert "started" not in done.stdout
+
+
+def test_serve_refuses_a_home_another_serve_holds(cli: Cli) -> None:
+    cli.home.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; lock = open(sys.argv[1], 'w'); "
+            "fcntl.flock(lock, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+            str(cli.home / "serve.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        done = subprocess.run(
+            [str(CLI), "serve"], env=cli.env, cwd=REPO, capture_output=True, text=True, check=False
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert done.returncode == 2
+    assert f"error: another `export-pipeline serve` is running on {cli.home}" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "created", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "yesterday"]
+)
+def test_import_of_a_created_at_it_cannot_place_is_an_error_without_traceback(
+    cli: Cli, tmp_path: Path, created: str
+) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(f"name,created\nAda,{created}\n")
+
+    done = cli.run("leads", "import", str(path), "--source", "X", "--created-at-column", "created")
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: record 1 ")
+    assert "'created'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_invalid_settings_are_an_error_naming_the_setting(cli: Cli) -> None:
+    env = cli.env | {"EXPORT_PIPELINE_STORAGE_OPTIONS": "not json"}
+
+    done = subprocess.run(
+        [str(CLI), "sources", "list"], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: invalid settings:")
+    assert "storage_options" in done.stderr

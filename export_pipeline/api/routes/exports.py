@@ -71,8 +71,9 @@ def create_export(
         if catalog is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)
         check_request_against_source(connection, catalog, export_request)
-
-    requested_at = datetime.now(UTC)
+        # Taken while the store is open for reading: an import cannot hold the write
+        # lock now, so every lead it stamps later is stamped after this cut-off.
+        requested_at = datetime.now(UTC)
     export = request_export(
         session,
         source=catalog.source,
