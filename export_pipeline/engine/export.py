@@ -119,7 +119,7 @@ def _windows(
 @contextmanager
 def _encoded(out: BinaryIO, options: ExportOptions) -> Iterator[BinaryIO]:
     if options.compression == "gzip":
-        with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as compressed:
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as compressed:
             yield compressed  # type: ignore[misc]
     else:
         yield out
