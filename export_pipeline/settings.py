@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     link_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     link_max_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     lead_store_wait_seconds: float = Field(default=600.0, ge=0)
+    large_export_leads: int = Field(default=100_000, ge=1)
+    """Exports of at least this many leads are marked large in the audit log and stats."""
     export_memory_limit: str = "128MB"
     """DuckDB's memory limit in an export run. DuckDB otherwise keeps every block it
     scanned cached, so a run's memory would grow with the lead store; the engine's own

@@ -8,6 +8,7 @@ as if they did not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +20,13 @@ from sqlalchemy.orm import Session
 
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.settings import Settings
+from export_pipeline.status.audit import AuditAction, record_event
 from export_pipeline.status.exports import get_export
 from export_pipeline.status.models import Export, Role, User
 from export_pipeline.status.users import authenticate, role_on_source
 from export_pipeline.storage import ExportStorage
+
+log = logging.getLogger(__name__)
 
 SOURCE_NOT_FOUND = "source not found"
 MAX_SOURCE_ID = 2**31 - 1
@@ -81,9 +85,18 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 class SourceAccess:
     source_id: int
     role: Role
+    user_id: int
+    session: Session
 
     def require(self, needed: Role) -> None:
-        """403 unless the caller's role includes `needed`."""
+        """403 unless the caller's role includes `needed`; the refusal is audited."""
+        if not self.role.allows(needed):
+            deny(
+                self.session,
+                self.user_id,
+                reason=_too_low(self.role, needed),
+                source_id=self.source_id,
+            )
         require_role(self.role, needed)
 
 
@@ -91,31 +104,78 @@ class SourceAccess:
 class ExportAccess:
     export: Export
     role: Role
+    user_id: int
+    session: Session
 
     def require(self, needed: Role) -> None:
-        """403 unless the caller's role on the export's source includes `needed`."""
+        """403 unless the caller's role on the export's source includes `needed`; the
+        refusal is audited."""
+        if not self.role.allows(needed):
+            deny(
+                self.session,
+                self.user_id,
+                reason=_too_low(self.role, needed),
+                source_id=self.export.source_id,
+                export_id=self.export.id,
+            )
         require_role(self.role, needed)
 
 
 def get_source_access(source_id: int, session: SessionDep, user: CurrentUser) -> SourceAccess:
     """The caller's role on the path's source; 404 when they have none, and for ids
-    no source can have."""
+    no source can have. A refusal of a possible id is audited."""
     if not 0 < source_id <= MAX_SOURCE_ID:
         raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)
     role = role_on_source(session, user.id, source_id)
     if role is None:
+        deny(session, user.id, reason="no role on the source", source_id=source_id)
         raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)
-    return SourceAccess(source_id=source_id, role=role)
+    return SourceAccess(source_id=source_id, role=role, user_id=user.id, session=session)
 
 
 def get_export_access(export_id: str, session: SessionDep, user: CurrentUser) -> ExportAccess:
     """The path's export and the caller's role on its source; 404 for a malformed or
-    unknown id, and for an export on a source the caller has no role on."""
+    unknown id, and for an export on a source the caller has no role on (audited)."""
     export = find_export(session, export_id)
-    role = role_on_source(session, user.id, export.source_id) if export else None
-    if export is None or role is None:
+    if export is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, EXPORT_NOT_FOUND)
-    return ExportAccess(export=export, role=role)
+    role = role_on_source(session, user.id, export.source_id)
+    if role is None:
+        deny(
+            session,
+            user.id,
+            reason="no role on the source",
+            source_id=export.source_id,
+            export_id=export.id,
+        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, EXPORT_NOT_FOUND)
+    return ExportAccess(export=export, role=role, user_id=user.id, session=session)
+
+
+def deny(
+    session: Session,
+    user_id: int,
+    *,
+    reason: str,
+    source_id: int | None = None,
+    export_id: str | None = None,
+) -> None:
+    """Record a refused attempt in the audit log, committed at once because the
+    request ends in an error."""
+    record_event(
+        session,
+        AuditAction.DENIED,
+        actor_id=user_id,
+        source_id=source_id,
+        export_id=export_id,
+        details={"reason": reason},
+    )
+    session.commit()
+    log.info("user %d denied on source %s: %s", user_id, source_id, reason)
+
+
+def _too_low(role: Role, needed: Role) -> str:
+    return f"role {role.value} lacks {needed.value}"
 
 
 SourceAccessDep = Annotated[SourceAccess, Depends(get_source_access)]

@@ -113,3 +113,22 @@ def test_an_admin_may_do_what_an_exporter_may(client, harness):
     response = client.post(f"/api/v1/sources/{harness.acme_id}/exports", headers=admin.auth)
 
     assert response.status_code == 202
+
+
+def test_refused_attempts_are_audited_with_their_reason(client, harness):
+    owner = harness.person({harness.acme_id: Role.EXPORTER})
+    viewer = harness.person({harness.acme_id: Role.VIEWER})
+    stranger = harness.person()
+    export_id, _ = harness.completed_export(owner, harness.acme_id)
+
+    assert client.get(f"/api/v1/exports/{export_id}", headers=stranger.auth).status_code == 404
+    refused = client.post(f"/api/v1/exports/{export_id}/links", headers=viewer.auth)
+    assert refused.status_code == 403
+
+    denials = [
+        (event.actor_id, event.details["reason"])
+        for event in harness.audit_events(export_id)
+        if event.action == "denied"
+    ]
+    assert (stranger.user_id, "no role on the source") in denials
+    assert (viewer.user_id, "role viewer lacks exporter") in denials

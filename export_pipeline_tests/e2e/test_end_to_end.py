@@ -237,3 +237,43 @@ def test_users_without_permission_get_404_for_everything_of_the_source(
     with running_product.client("alice") as alice:
         assert alice.get(f"/downloads/{uuid.uuid4()}").status_code == 404
         assert alice.get(f"/downloads/{token}").status_code == 200
+
+
+def logged_bytes(product: RunningProduct) -> bytes:
+    """Everything the services logged: serve's output (API, webserver, daemon) and every
+    file of Dagster's home, where run workers' event logs and compute logs live."""
+    chunks = [(product.home / "serve.log").read_bytes()]
+    chunks += [
+        path.read_bytes() for path in (product.home / "dagster").rglob("*") if path.is_file()
+    ]
+    return b"\n".join(chunks)
+
+
+def test_logs_hold_no_token_api_key_or_lead_value(running_product: RunningProduct):
+    source_id = running_product.sources["datablist"]
+    with running_product.client("alice") as alice:
+        export_id = alice.post(
+            f"/sources/{source_id}/exports", json={"filters": {"statuses": ["Negotiation"]}}
+        ).json()["id"]
+    running_product.wait_for_export("alice", export_id)
+    with running_product.client("alice") as alice:
+        link = alice.post(f"/exports/{export_id}/links").json()
+        content = alice.get(f"/downloads/{link['token']}").content
+        refused = alice.get(f"/downloads/{uuid.uuid4()}")
+    assert refused.status_code == 404
+    _, rows = parse_export(content)
+    assert rows
+    values = {
+        row[column]
+        for row in rows
+        for column in ("email", "phone", "company", "notes", "website", "email_2")
+        if len(row[column]) >= 8
+    }
+
+    logged = logged_bytes(running_product)
+
+    assert export_id.encode() in logged, "the logs should at least name the export"
+    for secret in (link["token"], running_product.keys["alice"]):
+        assert secret.encode() not in logged
+    leaked = sorted(value for value in values if value.encode() in logged)
+    assert leaked == []
