@@ -8,11 +8,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from export_pipeline.status.links import LinkState, find_link, issue_link, link_state
-from export_pipeline.status.models import DownloadLink, Export
+from export_pipeline.status.audit import AuditAction
+from export_pipeline.status.links import (
+    LinkState,
+    find_link,
+    issue_link,
+    link_state,
+    links_of_export,
+    revoke_link,
+)
+from export_pipeline.status.models import AuditEvent, DownloadLink, Export
+from export_pipeline.status.users import create_user
 
 ISSUED_AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 TTL = timedelta(hours=24)
@@ -143,3 +152,74 @@ def test_revoked_link_is_revoked_even_before_it_expires(
 
     assert link_state(link, ISSUED_AT + timedelta(minutes=2)) is LinkState.REVOKED
     assert link_state(link, ISSUED_AT + TTL * 2) is LinkState.REVOKED
+
+
+def test_links_of_an_export_come_newest_first_with_their_holders_name(
+    sessions: sessionmaker[Session], export_id: str, user_id: int, make_export: NewExport
+) -> None:
+    with sessions() as session:
+        bob = create_user(session, "bob")
+        export = session.get_one(Export, export_id)
+        other = make_export(session, user_id)
+        _, oldest = issue_link(session, export, user_id, ttl=TTL, now=ISSUED_AT)
+        _, newest = issue_link(session, export, bob.id, ttl=TTL, now=ISSUED_AT + TTL)
+        # Issued in the same instant: the later link (higher id) counts as newer.
+        _, tied = issue_link(session, export, user_id, ttl=TTL, now=ISSUED_AT)
+        issue_link(session, other, user_id, ttl=TTL, now=ISSUED_AT)
+        session.commit()
+        expected = [(newest.id, "bob"), (tied.id, "ann"), (oldest.id, "ann")]
+
+    with sessions() as session:
+        listed = [(link.id, name) for link, name in links_of_export(session, export_id)]
+
+    assert listed == expected
+
+
+def test_revoking_a_link_stamps_it_once_and_audits_who_did_it(
+    sessions: sessionmaker[Session], export_id: str, user_id: int
+) -> None:
+    token = issue(sessions, export_id, user_id)
+    first_at = ISSUED_AT + timedelta(minutes=5)
+    with sessions() as session:
+        admin = create_user(session, "root")
+        link = find_link(session, token)
+        assert link is not None
+        link_id = link.id
+        first = revoke_link(session, link, actor_id=admin.id, at=first_at)
+        session.commit()
+    with sessions() as session:
+        link = session.get_one(DownloadLink, link_id)
+        second = revoke_link(session, link, actor_id=user_id, at=first_at + timedelta(hours=1))
+        session.commit()
+
+    with sessions() as session:
+        link = session.get_one(DownloadLink, link_id)
+        source_id = link.export.source_id
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == AuditAction.LINK_REVOKED.value)
+        ).all()
+
+    assert (first, second) == (True, False)
+    assert link.revoked_at == first_at
+    assert link.revoked_at.tzinfo is not None
+    assert link.revoked_at.utcoffset() == timedelta(0)
+    assert link_state(link, first_at) is LinkState.REVOKED
+    assert [(e.actor_id, e.source_id, e.export_id) for e in events] == [
+        (admin.id, source_id, export_id)
+    ]
+    assert events[0].details == {"link_id": link_id}
+    assert events[0].occurred_at == first_at
+
+
+def test_revoking_one_link_leaves_the_others_active(
+    sessions: sessionmaker[Session], export_id: str, user_id: int
+) -> None:
+    kept, revoked = issue(sessions, export_id, user_id), issue(sessions, export_id, user_id)
+    with sessions() as session:
+        link = find_link(session, revoked)
+        assert link is not None
+        revoke_link(session, link, actor_id=user_id, at=ISSUED_AT)
+        session.commit()
+
+    assert link_state(stored_link(sessions, kept), ISSUED_AT) is LinkState.ACTIVE
+    assert link_state(stored_link(sessions, revoked), ISSUED_AT) is LinkState.REVOKED
