@@ -24,7 +24,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[export_job],
         sensors=[export_request_sensor, export_status_sensor],
         resources={
-            "status_table": StatusTableResource(database_url=settings.status_database_url),
+            "status_table": StatusTableResource(
+                database_url=settings.status_database_url,
+                large_export_leads=settings.large_export_leads,
+            ),
             "lead_store": LeadStoreResource(
                 path=str(settings.lead_store_path),
                 wait_seconds=settings.lead_store_wait_seconds,

@@ -12,16 +12,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from export_pipeline.engine.filters import ExportFilters, FrozenFilters
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.leads.catalog import Source
+from export_pipeline.settings import Settings
 from export_pipeline.status.audit import AuditAction, record_event
+from export_pipeline.status.history import read_history
 from export_pipeline.status.models import Export, ExportStatus
 from export_pipeline.storage import FileFacts
 
 UNSETTLED = (ExportStatus.PENDING, ExportStatus.PROCESSING)
+DEFAULT_LARGE_EXPORT_LEADS: int = Settings.model_fields["large_export_leads"].default
+"""The default of the `large_export_leads` setting, for callers without settings."""
 
 
 def export_file_name(source: Source, requested_at: datetime, export_id: str, suffix: str) -> str:
@@ -73,14 +77,9 @@ def get_export(session: Session, export_id: str) -> Export | None:
 
 
 def list_exports(session: Session, source_id: int, *, limit: int = 100) -> Sequence[Export]:
-    """The source's exports, newest request first."""
-    return session.scalars(
-        select(Export)
-        .options(selectinload(Export.requester))
-        .where(Export.source_id == source_id)
-        .order_by(Export.requested_at.desc(), Export.id.desc())
-        .limit(limit)
-    ).all()
+    """The source's newest exports, newest request first; `history.read_history` pages
+    through them all and filters them."""
+    return read_history(session, source_id, limit=limit).items
 
 
 def exports_awaiting_run(session: Session, *, limit: int = 100) -> Sequence[Export]:
@@ -132,8 +131,16 @@ def mark_processing(session: Session, export: Export, *, at: datetime) -> bool:
 
 
 def mark_completed(
-    session: Session, export: Export, *, lead_count: int, facts: FileFacts, at: datetime
+    session: Session,
+    export: Export,
+    *,
+    lead_count: int,
+    facts: FileFacts,
+    at: datetime,
+    large_threshold: int = DEFAULT_LARGE_EXPORT_LEADS,
 ) -> bool:
+    """Record a finished file; the `completed` event says `large` when the export has at
+    least `large_threshold` leads, so the statistics keep the threshold of that time."""
     changed = _transition(
         session,
         export,
@@ -155,7 +162,11 @@ def mark_completed(
             AuditAction.COMPLETED,
             source_id=export.source_id,
             export_id=export.id,
-            details={"lead_count": lead_count, "file_size": facts.size},
+            details={
+                "lead_count": lead_count,
+                "file_size": facts.size,
+                "large": lead_count >= large_threshold,
+            },
             at=at,
         )
     return changed

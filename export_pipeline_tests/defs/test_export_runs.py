@@ -6,7 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 from conftest import Product
+from sqlalchemy import select
 
+from export_pipeline.definitions import build_definitions
 from export_pipeline.defs.exports.partitions import (
     EXPORT_ID_TAG,
     REQUESTED_BY_TAG,
@@ -16,6 +18,7 @@ from export_pipeline.defs.exports.partitions import (
 from export_pipeline.defs.exports.sensors import export_request_sensor, export_status_sensor
 from export_pipeline.engine.filters import ExportFilters
 from export_pipeline.leads.store import LeadStore
+from export_pipeline.status.models import AuditEvent
 from export_pipeline.storage import PARTIAL_DIR
 
 
@@ -134,3 +137,25 @@ def test_a_run_never_repeats_a_settled_export(
 
     assert not again.success
     assert product.export(export_id).sha256 == first.sha256
+
+
+def test_status_sensor_marks_exports_from_the_configured_size_as_large(
+    product: Product, instance: dg.DagsterInstance
+):
+    definitions = build_definitions(product.settings.model_copy(update={"large_export_leads": 2}))
+    small = product.request(ExportFilters(statuses=["won"]))
+    large = product.request(ExportFilters(statuses=["new"]))
+
+    for export_id in (small, large):
+        assert run_export(definitions, instance, product, export_id).success
+    sync_statuses(definitions, instance)
+
+    with product.session() as session:
+        completed = {
+            event.export_id: event.details
+            for event in session.scalars(select(AuditEvent).where(AuditEvent.action == "completed"))
+        }
+    assert completed == {
+        small: {"lead_count": 1, "file_size": product.export(small).file_size, "large": False},
+        large: {"lead_count": 2, "file_size": product.export(large).file_size, "large": True},
+    }

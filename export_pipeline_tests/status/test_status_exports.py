@@ -137,7 +137,7 @@ def test_lifecycle_pending_processing_completed_records_facts_and_events(
     assert history == [
         ("requested", REQUESTED_AT, {}),
         ("started", started, {"dagster_run_id": "run-1"}),
-        ("completed", finished, {"lead_count": 5, "file_size": 1234}),
+        ("completed", finished, {"lead_count": 5, "file_size": 1234, "large": False}),
     ]
 
 

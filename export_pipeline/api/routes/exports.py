@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from export_pipeline.api.deps import (
     SOURCE_NOT_FOUND,
@@ -14,12 +15,13 @@ from export_pipeline.api.deps import (
     SessionDep,
     SourceAccessDep,
 )
-from export_pipeline.api.errors import error_responses
-from export_pipeline.api.schemas import ExportList, ExportOut, ExportRequest
+from export_pipeline.api.errors import error_responses, validation_error
+from export_pipeline.api.schemas import ExportHistoryQuery, ExportList, ExportOut, ExportRequest
 from export_pipeline.api.validation import check_request_against_source
 from export_pipeline.engine.filters import freeze_filters
 from export_pipeline.leads.catalog import read_catalog
-from export_pipeline.status.exports import list_exports, request_export
+from export_pipeline.status.exports import request_export
+from export_pipeline.status.history import CursorError, HistoryFilters, read_history
 from export_pipeline.status.models import Role
 
 log = logging.getLogger(__name__)
@@ -92,16 +94,37 @@ def create_export(
 
 @router.get(
     "/sources/{source_id}/exports",
-    summary="List a source's exports, newest request first",
+    summary="List a source's exports, newest request first, a page at a time",
+    description=(
+        "Filters combine with AND. Pages are cut by key: pass `next_cursor` as `cursor`, "
+        "with the same filters, for the next page. Exports requested meanwhile appear on a "
+        "new first page and never shift a page already read. Needs any role."
+    ),
     responses=error_responses(status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND),
 )
 def read_exports(
     access: SourceAccessDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="At most this many exports.")] = 100,
+    query: Annotated[ExportHistoryQuery, Query()],
 ) -> ExportList:
-    exports = list_exports(session, access.source_id, limit=limit)
-    return ExportList(items=[ExportOut.from_export(export) for export in exports])
+    filters = HistoryFilters(
+        statuses=frozenset(query.status),
+        requested_by=query.requested_by,
+        requested_from=query.requested_from,
+        requested_to=query.requested_to,
+    )
+    try:
+        page = read_history(
+            session, access.source_id, filters, limit=query.limit, cursor=query.cursor
+        )
+    except CursorError as error:
+        raise RequestValidationError(
+            [validation_error(("query", "cursor"), str(error), "invalid_cursor")]
+        ) from None
+    return ExportList(
+        items=[ExportOut.from_export(export) for export in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get(

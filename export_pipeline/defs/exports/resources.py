@@ -14,13 +14,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.status.database import make_engine, make_session_factory
+from export_pipeline.status.exports import DEFAULT_LARGE_EXPORT_LEADS
 from export_pipeline.storage import ExportStorage
 
 
 class StatusTableResource(dg.ConfigurableResource):
-    """The export status table (SQLite file or PostgreSQL URL)."""
+    """The export status table (SQLite file or PostgreSQL URL). A completed export of at
+    least `large_export_leads` leads is marked large in its audit event."""
 
     database_url: str
+    large_export_leads: int = DEFAULT_LARGE_EXPORT_LEADS
     _sessions: sessionmaker[Session] | None = PrivateAttr(default=None)
 
     @contextmanager

@@ -86,7 +86,9 @@ def export_status_sensor(
         moved = 0
         for export in unsettled:
             record = runs.get(export.id)
-            if record is not None and _sync_export(session, context.instance, export, record):
+            if record is not None and _sync_export(
+                session, context.instance, export, record, status_table.large_export_leads
+            ):
                 moved += 1
     return dg.SkipReason(f"{moved} of {len(unsettled)} unsettled exports moved")
 
@@ -105,7 +107,13 @@ def _latest_runs(instance: dg.DagsterInstance, export_ids: Sequence[str]) -> dic
     return latest
 
 
-def _sync_export(session, instance: dg.DagsterInstance, export: Export, record: RunRecord) -> bool:
+def _sync_export(
+    session,
+    instance: dg.DagsterInstance,
+    export: Export,
+    record: RunRecord,
+    large_threshold: int,
+) -> bool:
     """Bring one export in line with its run; True if its status changed."""
     run = record.dagster_run
     now = datetime.now(UTC)
@@ -126,7 +134,12 @@ def _sync_export(session, instance: dg.DagsterInstance, export: Export, record: 
             )
         lead_count, file_facts = facts
         return status_exports.mark_completed(
-            session, export, lead_count=lead_count, facts=file_facts, at=ended_at
+            session,
+            export,
+            lead_count=lead_count,
+            facts=file_facts,
+            at=ended_at,
+            large_threshold=large_threshold,
         )
     if run.status == DagsterRunStatus.FAILURE:
         status_exports.mark_processing(session, export, at=started_at)
