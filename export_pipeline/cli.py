@@ -9,8 +9,9 @@ and everything else on stderr, so a script can capture it with `$(...)`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -28,8 +29,9 @@ from export_pipeline.leads.writer import AppendResult
 from export_pipeline.serve import ServeError, run_services
 from export_pipeline.settings import Settings
 from export_pipeline.status import users
+from export_pipeline.status.audit import AuditAction
 from export_pipeline.status.database import make_engine, make_session_factory, migrate
-from export_pipeline.status.models import Role, User
+from export_pipeline.status.models import ApiKey, Role, User
 
 
 class UserError(click.ClickException):
@@ -211,7 +213,11 @@ def list_command(context: Context) -> None:
 
 @main.group("users")
 def users_group() -> None:
-    """Create users, grant them roles on sources and give them API keys."""
+    """Create users, give them roles on sources, and manage their API keys.
+
+    These commands are for operators: they need no API key, and unlike the API they
+    may leave a source without an admin (they warn when they do).
+    """
 
 
 def parse_grant(value: str) -> tuple[int, Role]:
@@ -221,12 +227,12 @@ def parse_grant(value: str) -> tuple[int, Role]:
         source_id = int(source_text)
     except ValueError:
         msg = f"{value!r} is not SOURCE_ID[:ROLE]; the source id is a number"
-        raise click.BadParameter(msg) from None
+        raise UserError(msg) from None
     try:
         role = Role(role_text or Role.EXPORTER.value)
     except ValueError:
         msg = f"{role_text!r} is not a role; use one of {', '.join(r.value for r in Role)}"
-        raise click.BadParameter(msg) from None
+        raise UserError(msg) from None
     return source_id, role
 
 
@@ -240,6 +246,24 @@ def parse_one_grant(
     _context: click.Context, _parameter: click.Parameter, value: str
 ) -> tuple[int, Role]:
     return parse_grant(value)
+
+
+MAX_ID = 2**31 - 1
+"""Ids in the status table are 32-bit integers."""
+
+
+def parse_id(_context: click.Context, parameter: click.Parameter, value: str | None) -> int | None:
+    """A positive id, as `error: ...` rather than click's usage error when it is not."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 0 < number <= MAX_ID:
+        msg = f"{value!r} is not a {parameter.human_readable_name}: give a positive number"
+        raise UserError(msg)
+    return number
 
 
 @users_group.command("create")
@@ -260,8 +284,12 @@ def create_user_command(context: Context, name: str, grants: list[tuple[int, Rol
     with reported_as_user_errors(), context.status_sessions().begin() as session:
         user = users.create_user(session, name)
         for source, role in granted:
-            users.grant_role(session, user, source.source_id, role)
-        key = users.issue_api_key(session, user)
+            previous = users.grant_role(session, user, source.source_id, role)
+            record_role_granted(session, user, source.source_id, role, previous)
+        key, api_key = users.create_api_key(session, user)
+        users.record_key_event(
+            session, AuditAction.KEY_ISSUED, actor_id=None, user=user, api_key=api_key
+        )
 
     click.echo(f'user "{user.name}" created', err=True)
     for source, role in granted:
@@ -282,9 +310,61 @@ def grant_command(context: Context, name: str, grant: tuple[int, Role]) -> None:
 
     with context.status_sessions().begin() as session:
         user = find_user(session, name)
-        users.grant_role(session, user, source.source_id, role)
+        previous = users.grant_role(session, user, source.source_id, role)
+        record_role_granted(session, user, source.source_id, role, previous)
+        admins = users.admin_count(session, source.source_id)
 
     click.echo(f'user "{name}": {describe_role(source, role)}')
+    if previous is Role.ADMIN and admins == 0:
+        warn_no_admin(source.source_id)
+
+
+@users_group.command("revoke")
+@click.argument("name")
+@click.argument("source_id", callback=parse_id)
+@pass_context
+def revoke_command(context: Context, name: str, source_id: int) -> None:
+    """Remove user NAME's role on a source; it loses access with its next request."""
+    with context.status_sessions().begin() as session:
+        user = find_user(session, name)
+        removed = users.revoke_role(session, user, source_id)
+        if removed is None:
+            msg = f"user {name!r} has no role on source {source_id}; nothing to remove"
+            raise UserError(msg)
+        users.record_role_event(
+            session,
+            AuditAction.ROLE_REVOKED,
+            actor_id=None,
+            user=user,
+            source_id=source_id,
+            role=removed,
+        )
+        admins = users.admin_count(session, source_id)
+
+    click.echo(f'user "{name}": {removed.value} role on source {source_id} removed')
+    if removed is Role.ADMIN and admins == 0:
+        warn_no_admin(source_id)
+
+
+@users_group.command("list")
+@pass_context
+def list_users_command(context: Context) -> None:
+    """List every user with its roles (SOURCE_ID:ROLE) and its number of active API keys."""
+    sessions = context.status_sessions()
+    with sessions() as session:
+        rows = [
+            (
+                user.name,
+                describe_roles(user),
+                str(sum(1 for key in user.api_keys if key.revoked_at is None)),
+            )
+            for user in users.list_users(session)
+        ]
+
+    if not rows:
+        click.echo("no users yet; create one with `export-pipeline users create`", err=True)
+        return
+    print_table([("name", "roles", "keys"), *rows])
 
 
 @users_group.command("add-key")
@@ -293,9 +373,128 @@ def grant_command(context: Context, name: str, grant: tuple[int, Role]) -> None:
 def add_key_command(context: Context, name: str) -> None:
     """Print a new API key for user NAME, once; its other keys keep working."""
     with context.status_sessions().begin() as session:
-        key = users.issue_api_key(session, find_user(session, name))
+        user = find_user(session, name)
+        key, api_key = users.create_api_key(session, user)
+        users.record_key_event(
+            session, AuditAction.KEY_ISSUED, actor_id=None, user=user, api_key=api_key
+        )
 
     print_api_key(key)
+
+
+@users_group.command("keys")
+@click.argument("name")
+@pass_context
+def keys_command(context: Context, name: str) -> None:
+    """List user NAME's API keys by id and prefix, revoked ones included (UTC times)."""
+    sessions = context.status_sessions()
+    with sessions() as session:
+        keys = users.list_api_keys(session, find_user(session, name).id)
+
+    if not keys:
+        msg = f'user "{name}" has no API key; give one with `export-pipeline users add-key`'
+        click.echo(msg, err=True)
+        return
+    rows = [
+        (str(key.id), key.prefix, format_time(key.created_at), format_time(key.revoked_at))
+        for key in keys
+    ]
+    print_table([("id", "prefix", "created", "revoked"), *rows])
+
+
+@users_group.command("revoke-key")
+@click.argument("name")
+@click.argument("key_id", required=False, callback=parse_id)
+@click.option("--all", "revoke_all", is_flag=True, help="Revoke every active key of the user.")
+@pass_context
+def revoke_key_command(context: Context, name: str, key_id: int | None, revoke_all: bool) -> None:
+    """Revoke API key KEY_ID of user NAME, or all its keys; they stop working at once.
+
+    `export-pipeline users keys NAME` lists the key ids. Revoking a revoked key
+    changes nothing.
+    """
+    if revoke_all and key_id is not None:
+        msg = "give either a KEY_ID or --all, not both"
+        raise UserError(msg)
+    if not revoke_all and key_id is None:
+        msg = f"give the KEY_ID of the key to revoke (`export-pipeline users keys {name}` "
+        msg += "lists them), or --all"
+        raise UserError(msg)
+
+    now = datetime.now(UTC)
+    with context.status_sessions().begin() as session:
+        user = find_user(session, name)
+        if revoke_all:
+            revoked = users.revoke_all_api_keys(session, user.id, at=now)
+        else:
+            assert key_id is not None
+            api_key = find_api_key(session, user, key_id)
+            if api_key.revoked_at is not None:
+                when = format_time(api_key.revoked_at)
+                click.echo(f'user "{name}": key {key_id} was revoked already, at {when}')
+                return
+            revoked = [api_key] if users.revoke_api_key(session, user.id, key_id, at=now) else []
+        for api_key in revoked:
+            users.record_key_event(
+                session, AuditAction.KEY_REVOKED, actor_id=None, user=user, api_key=api_key, at=now
+            )
+
+    for api_key in revoked:
+        click.echo(f'user "{name}": key {api_key.id} ({api_key.prefix}) revoked')
+    if not revoked:
+        click.echo(f'user "{name}" has no active API key; nothing revoked')
+
+
+def record_role_granted(
+    session: Session, user: User, source_id: int, role: Role, previous: Role | None
+) -> None:
+    """Audit a role given at the command line, unless the user had that role already."""
+    if previous is not role:
+        users.record_role_event(
+            session,
+            AuditAction.ROLE_GRANTED,
+            actor_id=None,
+            user=user,
+            source_id=source_id,
+            role=role,
+            previous_role=previous,
+        )
+
+
+def find_api_key(session: Session, user: User, key_id: int) -> ApiKey:
+    api_key = users.find_api_key(session, user.id, key_id)
+    if api_key is None:
+        msg = f"user {user.name!r} has no API key {key_id}; "
+        msg += f"`export-pipeline users keys {user.name}` lists them"
+        raise UserError(msg)
+    return api_key
+
+
+def describe_roles(user: User) -> str:
+    """`1:admin,3:viewer`, as `--grant` takes them, or `-` for none."""
+    permissions = sorted(user.permissions, key=lambda permission: permission.source_id)
+    return ",".join(f"{p.source_id}:{p.role}" for p in permissions) or "-"
+
+
+def warn_no_admin(source_id: int) -> None:
+    msg = f"warning: source {source_id} has no admin left; give one with "
+    msg += f"`export-pipeline users grant NAME {source_id}:admin`"
+    click.echo(msg, err=True)
+
+
+def format_time(moment: datetime | None) -> str:
+    """An aware datetime as `2026-03-01T07:00:00Z`, or `-` for none."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Rows as left-aligned columns two spaces apart; the first row is the header."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]))
 
 
 @main.command()

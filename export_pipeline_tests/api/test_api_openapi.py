@@ -20,7 +20,20 @@ def test_the_openapi_document_describes_the_interface(client):
         ("GET", "/api/v1/sources/{source_id}/exports"): ["401", "404", "422"],
         ("GET", "/api/v1/exports/{export_id}"): ["401", "404"],
         ("POST", "/api/v1/exports/{export_id}/links"): ["401", "403", "404", "409", "422"],
-        ("GET", "/api/v1/downloads/{token}"): ["401", "404", "409", "410"],
+        ("GET", "/api/v1/exports/{export_id}/links"): ["401", "403", "404"],
+        ("DELETE", "/api/v1/links/{link_id}"): ["401", "403", "404"],
+        ("GET", "/api/v1/downloads/{token}"): ["401", "404", "409", "410", "416"],
+        ("HEAD", "/api/v1/downloads/{token}"): ["401", "404", "409", "410"],
+        ("GET", "/api/v1/sources/{source_id}/members"): ["401", "403", "404"],
+        ("POST", "/api/v1/sources/{source_id}/members"): ["401", "403", "404", "409", "422"],
+        ("PUT", "/api/v1/sources/{source_id}/members/{name}"): ["401", "403", "404", "409"],
+        ("DELETE", "/api/v1/sources/{source_id}/members/{name}"): ["401", "403", "404", "409"],
+        ("GET", "/api/v1/me"): ["401"],
+        ("GET", "/api/v1/me/keys"): ["401"],
+        ("POST", "/api/v1/me/keys"): ["401"],
+        ("DELETE", "/api/v1/me/keys/{key_id}"): ["401", "404"],
+        ("GET", "/api/v1/sources/{source_id}/audit"): ["401", "403", "404", "422"],
+        ("GET", "/api/v1/sources/{source_id}/exports/stats"): ["401", "403", "404", "422"],
     }
     assert set(operations) == set(expected)
     for key, errors in expected.items():
