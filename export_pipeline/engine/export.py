@@ -22,9 +22,9 @@ from export_pipeline.engine import csv_format
 from export_pipeline.engine.columns import Column, ColumnKind, plan_columns, select_columns
 from export_pipeline.engine.filters import FrozenFilters
 from export_pipeline.engine.options import ExportOptions
-from export_pipeline.engine.query import LEAD_ID_RANGE_SQL, build_lead_query
+from export_pipeline.engine.query import LeadQuery, build_lead_query
 from export_pipeline.leads.catalog import SourceCatalog, read_catalog
-from export_pipeline.leads.store import LeadStore, fetch_first
+from export_pipeline.leads.store import LeadStore
 from export_pipeline.storage import ExportStorage, FileFacts
 
 DEFAULT_BATCH_SIZE = 100_000
@@ -92,28 +92,47 @@ def stream_export(
     with _encoded(out, options) as sink:
         _write_header(sink, columns, options, write)
         written = 0
-        for start, end in _windows(connection, catalog.source.source_id, batch_size):
-            batch = connection.sql(query.sql, params=query.in_window(start, end))
-            leads = batch.to_arrow_table()
-            if leads.num_rows == 0:
+        for start, end in plan_windows(connection, query, batch_size):
+            leads = connection.sql(query.select_sql, params=query.in_window(start, end))
+            batch = leads.to_arrow_table()
+            if batch.num_rows == 0:
                 continue
-            frame = _batch_frame(connection, leads, columns)
+            frame = _batch_frame(connection, batch, columns)
             _format(frame, columns, options).write_csv(sink, include_header=False, **write)
-            written += leads.num_rows
+            written += batch.num_rows
             if on_progress is not None:
                 on_progress(written)
     return written
 
 
-def _windows(
-    connection: duckdb.DuckDBPyConnection, source_id: int, size: int
-) -> Iterator[tuple[int, int]]:
-    """Consecutive `[start, end)` windows of `size` ids over the source's lead ids."""
-    first, last = fetch_first(connection, LEAD_ID_RANGE_SQL, [source_id]) or (None, None)
-    if first is None:
-        return
-    for start in range(first, last + 1, size):
-        yield start, start + size
+def plan_windows(
+    connection: duckdb.DuckDBPyConnection, query: LeadQuery, batch_size: int
+) -> list[tuple[int, int]]:
+    """`[start, end)` windows of lead ids that each hold at most about `batch_size`
+    matching leads, and together hold them all.
+
+    One grouped count over the matching leads, in buckets of a tenth of a batch of
+    ids, tells where they are; consecutive buckets are joined while their leads fit a
+    batch, and buckets without matches are left out. So a selective export reads a
+    few wide windows, and a whole-source export many narrow ones.
+    """
+    bucket_size = max(batch_size // 10, 1)
+    counts = connection.sql(query.count_sql, params=query.counted(bucket_size)).fetchall()
+    windows: list[tuple[int, int]] = []
+    start = end = None
+    held = 0
+    for bucket, leads in counts:
+        bucket_start = bucket * bucket_size
+        if start is not None and (held + leads > batch_size or bucket_start != end):
+            windows.append((start, end))
+            start = None
+        if start is None:
+            start, held = bucket_start, 0
+        end = bucket_start + bucket_size
+        held += leads
+    if start is not None:
+        windows.append((start, end))
+    return windows
 
 
 @contextmanager

@@ -33,19 +33,35 @@ _PHONE_LIKE = re.compile(r"[\d\s().+\-/]*\d[\d\s().+\-/]*")
 
 @dataclass(frozen=True)
 class LeadQuery:
-    """SQL selecting the matching leads of one source in one window of lead ids,
-    ordered by `lead_id`. Bind `window_start` (included) and `window_end` (excluded)
-    next to `params` for each window."""
+    """The conditions selecting the matching leads of one source within a window of
+    lead ids (`window_start` included, `window_end` excluded), and their parameters."""
 
-    sql: str
+    where: str
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def select_sql(self) -> str:
+        """The matching leads of one window, ordered by `lead_id`."""
+        columns = ", ".join(f"l.{name}" for name in LEAD_COLUMNS)
+        return f"SELECT {columns}\nFROM leads l\nWHERE {self.where}\nORDER BY l.lead_id"
+
+    @property
+    def count_sql(self) -> str:
+        """How many leads match in each bucket of `$bucket_size` consecutive ids."""
+        return (
+            "SELECT l.lead_id // $bucket_size AS bucket, count(*) AS leads\n"
+            f"FROM leads l\nWHERE {self.where}\nGROUP BY bucket ORDER BY bucket"
+        )
 
     def in_window(self, start: int, end: int) -> dict[str, Any]:
         return {**self.params, "window_start": start, "window_end": end}
 
+    def counted(self, bucket_size: int) -> dict[str, Any]:
+        """Parameters of `count_sql`, over every lead id."""
+        return {**self.in_window(0, MAX_LEAD_ID), "bucket_size": bucket_size}
 
-LEAD_ID_RANGE_SQL = "SELECT min(lead_id), max(lead_id) FROM leads WHERE source_id = ?"
-"""The smallest and largest lead id of a source, to lay windows over."""
+
+MAX_LEAD_ID = 2**63 - 1
 
 
 def build_lead_query(source_id: int, filters: FrozenFilters) -> LeadQuery:
@@ -81,10 +97,7 @@ def build_lead_query(source_id: int, filters: FrozenFilters) -> LeadQuery:
         condition, search_params = _search_condition(filters.search)
         conditions.append(condition)
         params.update(search_params)
-    columns = ", ".join(f"l.{name}" for name in LEAD_COLUMNS)
-    where = "\n  AND ".join(conditions)
-    sql = f"SELECT {columns}\nFROM leads l\nWHERE {where}\nORDER BY l.lead_id"
-    return LeadQuery(sql=sql, params=params)
+    return LeadQuery(where="\n  AND ".join(conditions), params=params)
 
 
 def phone_digits(search: str) -> str | None:

@@ -39,7 +39,8 @@ def test_user_text_reaches_the_query_only_as_parameters() -> None:
 
     query = build_lead_query(7, freeze_filters(filters, requested_at=datetime.now(UTC)))
 
-    assert "DROP" not in query.sql
+    assert "DROP" not in query.select_sql
+    assert "DROP" not in query.count_sql
     assert query.params["search"] == hostile
     assert query.params["statuses"] == [hostile]
     assert query.params["attribute_key"] == query.params["attribute_value"] == hostile
