@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from export_pipeline.api.access_log import redact_path
 from export_pipeline.api.schemas import ErrorOut
@@ -47,6 +49,23 @@ def validation_error(loc: Sequence[str | int], msg: str, kind: str) -> dict[str,
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(LeadStoreBusy, _lead_store_busy)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """FastAPI answers 400 for a body it cannot decode at all (not UTF-8, nested too
+    deep); such a body is as invalid as malformed JSON, so it gets the same 422."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == status.HTTP_400_BAD_REQUEST:
+        unreadable = validation_error(
+            ("body",),
+            "the body is not readable JSON (UTF-8, nested at most ~1000 deep)",
+            "json_invalid",
+        )
+        return JSONResponse(
+            {"detail": [unreadable]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+    return await http_exception_handler(request, error)
 
 
 async def _validation_failed(_request: Request, error: Exception) -> JSONResponse:

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -250,9 +251,9 @@ class Harness:
             )
 
 
-@pytest.fixture(scope="session")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    home = tmp_path_factory.mktemp("api_home")
+@contextmanager
+def built_harness(home: Path) -> Iterator[Harness]:
+    """Stores in `home` holding two sources, "Acme Leads" and "Other Co"."""
     settings = api_settings(home)
     lead_store = LeadStore(settings.lead_store_path)
     acme = home / "acme.csv"
@@ -280,6 +281,12 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         other_id=other_id,
     )
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    with built_harness(tmp_path_factory.mktemp("api_home")) as built:
+        yield built
 
 
 @pytest.fixture(scope="session")

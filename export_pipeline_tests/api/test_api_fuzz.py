@@ -1,0 +1,75 @@
+"""Schemathesis generates requests from the OpenAPI document, valid and invalid, and
+sends them to a live API with stores of its own: no answer may be a server error or
+differ from what the document promises (status codes, bodies, headers).
+
+Schemathesis's own pytest plugin does not run under this pytest, so each operation's
+case strategy is drawn with hypothesis directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from conftest import ApiServer, Harness, built_harness
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import checks
+from schemathesis.generation import GenerationMode
+
+from export_pipeline.api.main import create_app
+from export_pipeline.status.models import Role
+
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
+EXAMPLES_PER_OPERATION = 30
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, ApiServer]]:
+    home = Path(tmp_path_factory.mktemp("fuzz_home"))
+    with built_harness(home) as harness, ApiServer(create_app(harness.settings)) as server:
+        yield harness, server
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_request_gets_a_server_error_or_an_undocumented_answer(fuzzed, mode):
+    harness, server = fuzzed
+    admin = harness.person({harness.acme_id: Role.ADMIN, harness.other_id: Role.EXPORTER})
+    harness.completed_export(admin, harness.acme_id)
+    schema = schemathesis.openapi.from_url(server.base_url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 20
+    checked: list[str] = []
+    skipped: list[str] = []
+
+    for operation in operations:
+        if operation.path.startswith("/api/v1/me/keys") and operation.method == "delete":
+            continue  # revoking the fuzzing user's own key would end the run early
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def call(case: schemathesis.Case) -> None:
+            case.call_and_validate(base_url=server.base_url, headers=admin.auth, checks=CHECKS)
+
+        try:
+            call()
+        except Unsatisfiable:
+            # An operation without parameters or body has no invalid variant.
+            assert mode is GenerationMode.NEGATIVE, operation.label
+            skipped.append(operation.label)
+        checked.append(operation.label)
+
+    assert len(skipped) < len(checked) / 2, skipped
