@@ -159,16 +159,20 @@ def deny(
     reason: str,
     source_id: int | None = None,
     export_id: str | None = None,
+    link_id: int | None = None,
 ) -> None:
     """Record a refused attempt in the audit log, committed at once because the
-    request ends in an error."""
+    request ends in an error. A link is named by its id, never by its token."""
+    details: dict[str, object] = {"reason": reason}
+    if link_id is not None:
+        details["link_id"] = link_id
     record_event(
         session,
         AuditAction.DENIED,
         actor_id=user_id,
         source_id=source_id,
         export_id=export_id,
-        details={"reason": reason},
+        details=details,
     )
     session.commit()
     log.info("user %d denied on source %s: %s", user_id, source_id, reason)

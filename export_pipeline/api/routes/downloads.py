@@ -15,6 +15,7 @@ from export_pipeline.api.deps import (
     ExportStorageDep,
     SessionDep,
     SettingsDep,
+    deny,
 )
 from export_pipeline.api.errors import error_responses, validation_error
 from export_pipeline.api.file_response import (
@@ -293,11 +294,11 @@ def _permitted_download(
     role = role_on_source(session, user.id, export.source_id)
     if role is None or not role.allows(Role.EXPORTER):
         reason = f"role {role.value} cannot download" if role else "no role on the source"
-        _deny(session, user, link, reason=reason, at=now)
+        _deny_download(session, user, link, reason=reason)
         raise HTTPException(status.HTTP_404_NOT_FOUND, LINK_NOT_FOUND)
     state = link_state(link, now)
     if state is not LinkState.ACTIVE:
-        _deny(session, user, link, reason=f"link {state.value}", at=now)
+        _deny_download(session, user, link, reason=f"link {state.value}")
         msg = f"this download link has {state.value}; ask for a new link to the export"
         if state is LinkState.REVOKED:
             msg = "this download link was revoked; ask for a new link to the export"
@@ -347,16 +348,12 @@ def _check_file_ready(export: Export) -> None:
     )
 
 
-def _deny(session: Session, user: User, link: DownloadLink, *, reason: str, at: datetime) -> None:
-    """Record a refused download; the event names the link by id, never by token."""
-    record_event(
+def _deny_download(session: Session, user: User, link: DownloadLink, *, reason: str) -> None:
+    deny(
         session,
-        AuditAction.DENIED,
-        actor_id=user.id,
+        user.id,
+        reason=reason,
         source_id=link.export.source_id,
         export_id=link.export_id,
-        details={"reason": reason, "link_id": link.id},
-        at=at,
+        link_id=link.id,
     )
-    session.commit()
-    log.warning("download of export %s by user %d denied: %s", link.export_id, user.id, reason)
