@@ -69,6 +69,14 @@ class ExportOut(BaseModel):
     options: dict[str, Any]
     error: str | None
     download_available: bool = Field(description="Whether a download link can be issued.")
+    lead_total: int | None = Field(
+        description="How many leads the run found matching, before writing the first."
+    )
+    leads_written: int | None = Field(description="How many of them the run has written.")
+    progress: int | None = Field(
+        description="Percent of the matching leads written, 0 to 100, once the run counted."
+    )
+    attempts: int = Field(description="Runs attempts so far, automatic retries included.")
 
     @classmethod
     def from_export(cls, export: Export) -> ExportOut:
@@ -89,7 +97,25 @@ class ExportOut(BaseModel):
             options=export.options,
             error=export.error,
             download_available=export.status == ExportStatus.COMPLETED,
+            lead_total=export.lead_total,
+            leads_written=export.leads_written,
+            progress=_percent(export),
+            attempts=export.attempts or 0,
         )
+
+
+def _percent(export: Export) -> int | None:
+    if export.status == ExportStatus.COMPLETED:
+        return 100
+    if export.lead_total is None or export.leads_written is None:
+        return None
+    if export.lead_total == 0:
+        return 100
+    return min(100, export.leads_written * 100 // export.lead_total)
+
+
+class PreviewOut(BaseModel):
+    lead_count: int = Field(description="Leads the filters match now; nothing is queued.")
 
 
 class ExportList(BaseModel):

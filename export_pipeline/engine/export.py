@@ -22,7 +22,7 @@ from export_pipeline.engine import csv_format
 from export_pipeline.engine.columns import Column, ColumnKind, plan_columns, select_columns
 from export_pipeline.engine.filters import FrozenFilters
 from export_pipeline.engine.options import ExportOptions
-from export_pipeline.engine.query import LeadQuery, build_lead_query
+from export_pipeline.engine.query import MAX_LEAD_ID, LeadQuery, build_lead_query
 from export_pipeline.leads.catalog import SourceCatalog, read_catalog
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.storage import ExportStorage, FileFacts
@@ -31,7 +31,9 @@ DEFAULT_BATCH_SIZE = 100_000
 ATTRIBUTE_SEPARATOR = ";"
 """Joins the distinct values of an attribute tagged more than once on one lead."""
 
-ProgressCallback = Callable[[int], None]
+ProgressCallback = Callable[[int, int], None]
+"""Called with (leads written so far, leads matching in all) before the first window and
+after each; it may raise to stop the export, which then leaves no file."""
 
 
 class SourceMissingError(LookupError):
@@ -82,8 +84,8 @@ def stream_export(
 ) -> int:
     """Write the CSV of every lead that matches `filters` to `out`; return the count.
 
-    `out` receives bytes only; it is not closed. `on_progress` is called with the
-    number of leads written so far after each batch.
+    `out` receives bytes only; it is not closed. See `ProgressCallback` for
+    `on_progress`.
     """
     columns = select_columns(plan_columns(catalog), options.columns)
     query = build_lead_query(catalog.source.source_id, filters)
@@ -92,7 +94,10 @@ def stream_export(
     with _encoded(out, options) as sink:
         _write_header(sink, columns, options, write)
         written = 0
-        for start, end in plan_windows(connection, query, batch_size):
+        windows, total = plan_windows(connection, query, batch_size)
+        if on_progress is not None:
+            on_progress(0, total)
+        for start, end in windows:
             leads = connection.sql(query.select_sql, params=query.in_window(start, end))
             batch = leads.to_arrow_table()
             if batch.num_rows == 0:
@@ -101,15 +106,24 @@ def stream_export(
             _format(frame, columns, options).write_csv(sink, include_header=False, **write)
             written += batch.num_rows
             if on_progress is not None:
-                on_progress(written)
+                on_progress(written, total)
     return written
+
+
+def count_matching(
+    connection: duckdb.DuckDBPyConnection, source_id: int, filters: FrozenFilters
+) -> int:
+    """How many leads of the source match `filters` now, as an export would write."""
+    query = build_lead_query(source_id, filters)
+    counts = connection.sql(query.count_sql, params=query.counted(MAX_LEAD_ID)).fetchall()
+    return sum(leads for _, leads in counts)
 
 
 def plan_windows(
     connection: duckdb.DuckDBPyConnection, query: LeadQuery, batch_size: int
-) -> list[tuple[int, int]]:
+) -> tuple[list[tuple[int, int]], int]:
     """`[start, end)` windows of lead ids that each hold at most about `batch_size`
-    matching leads, and together hold them all.
+    matching leads, and together hold them all; and how many leads match in all.
 
     One grouped count over the matching leads, in buckets of a tenth of a batch of
     ids, tells where they are; consecutive buckets are joined while their leads fit a
@@ -132,7 +146,7 @@ def plan_windows(
         held += leads
     if start is not None:
         windows.append((start, end))
-    return windows
+    return windows, sum(leads for _, leads in counts)
 
 
 @contextmanager

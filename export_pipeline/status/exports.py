@@ -44,8 +44,10 @@ def request_export(
     frozen: FrozenFilters,
     options: ExportOptions,
     requested_at: datetime,
+    retry_of: str | None = None,
 ) -> Export:
-    """Persist a pending export request and its audit event; the caller commits."""
+    """Persist a pending export request and its audit event; the caller commits.
+    `retry_of` names the failed or cancelled export this one repeats."""
     export_id = str(uuid.uuid4())
     export = Export(
         id=export_id,
@@ -66,6 +68,7 @@ def request_export(
         actor_id=requested_by,
         source_id=source.source_id,
         export_id=export_id,
+        details={"retry_of": retry_of} if retry_of else {},
         at=requested_at,
     )
     session.flush()
@@ -214,6 +217,51 @@ def mark_cancelled(
             at=at,
         )
     return changed
+
+
+def start_attempt(session: Session, export_id: str, *, at: datetime) -> int:
+    """Count a run's attempt at the export (retries included) and note it alive;
+    returns the attempt's number, from 1."""
+    session.execute(
+        update(Export)
+        .where(Export.id == export_id)
+        .values(attempts=Export.attempts + 1, heartbeat_at=at, leads_written=0, updated_at=at)
+    )
+    return session.scalar(select(Export.attempts).where(Export.id == export_id)) or 1
+
+
+def record_progress(
+    session: Session, export_id: str, *, written: int, total: int | None, at: datetime
+) -> ExportStatus | None:
+    """Note how far the run is, as a heartbeat; returns the export's status, so that
+    the run learns of a cancellation, or None if the export is gone."""
+    session.execute(
+        update(Export)
+        .where(Export.id == export_id)
+        .values(leads_written=written, lead_total=total, heartbeat_at=at)
+    )
+    current = session.scalar(select(Export.status).where(Export.id == export_id))
+    return ExportStatus(current) if current else None
+
+
+def silent_exports(session: Session, *, since: datetime) -> Sequence[Export]:
+    """Processing exports whose run has given no sign of life since `since`."""
+    return session.scalars(
+        select(Export).where(
+            Export.status == ExportStatus.PROCESSING.value,
+            Export.heartbeat_at.is_not(None),
+            Export.heartbeat_at < since,
+        )
+    ).all()
+
+
+def recently_cancelled(session: Session, *, since: datetime) -> Sequence[Export]:
+    """Exports cancelled at or after `since`, whose runs may still need stopping."""
+    return session.scalars(
+        select(Export).where(
+            Export.status == ExportStatus.CANCELLED.value, Export.completed_at >= since
+        )
+    ).all()
 
 
 def _transition(

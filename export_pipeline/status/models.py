@@ -144,6 +144,12 @@ class Export(Base):
     error: Mapped[str | None] = mapped_column(Text)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lead_total: Mapped[int | None] = mapped_column(BigInteger)
+    """How many leads the run found matching, counted before it writes the first."""
+    leads_written: Mapped[int | None] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """Last sign of life of the run working on the export, every few seconds."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     requester: Mapped[User] = relationship()
 
@@ -175,3 +181,18 @@ class AuditEvent(Base):
     source_id: Mapped[int | None] = mapped_column(Integer)
     export_id: Mapped[str | None] = mapped_column(String(36))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key` for an export request: the same key and body give
+    back the first export instead of a second one."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    export_id: Mapped[str] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -331,10 +331,12 @@ def test_guarded_export_neutralises_formulas_and_keeps_every_other_value(
 ) -> None:
     progress: list[int] = []
 
-    count, raw = run_export(lead_store, source_id, on_progress=progress.append)
+    count, raw = run_export(
+        lead_store, source_id, on_progress=lambda done, total: progress.append((done, total))
+    )
 
     assert count == 5
-    assert progress == [2, 4, 5]
+    assert progress == [(0, 5), (2, 5), (4, 5), (5, 5)]
     assert parse(raw) == as_rows(GUARDED_LEADS)
 
 

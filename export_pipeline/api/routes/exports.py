@@ -4,8 +4,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from export_pipeline.api.deps import (
     SOURCE_NOT_FOUND,
@@ -14,15 +16,30 @@ from export_pipeline.api.deps import (
     LeadStoreDep,
     SessionDep,
     SourceAccessDep,
+    deny,
 )
 from export_pipeline.api.errors import error_responses, validation_error
-from export_pipeline.api.schemas import ExportHistoryQuery, ExportList, ExportOut, ExportRequest
+from export_pipeline.api.schemas import (
+    ExportHistoryQuery,
+    ExportList,
+    ExportOut,
+    ExportRequest,
+    PreviewOut,
+)
 from export_pipeline.api.validation import check_request_against_source
-from export_pipeline.engine.filters import freeze_filters
-from export_pipeline.leads.catalog import read_catalog
-from export_pipeline.status.exports import request_export
+from export_pipeline.engine.export import count_matching
+from export_pipeline.engine.filters import ExportFilters, FrozenFilters, freeze_filters
+from export_pipeline.engine.options import ExportOptions
+from export_pipeline.leads.catalog import get_source, read_catalog
+from export_pipeline.status.exports import get_export, mark_cancelled, request_export
 from export_pipeline.status.history import CursorError, HistoryFilters, read_history
-from export_pipeline.status.models import Role
+from export_pipeline.status.idempotency import (
+    MAX_KEY_LENGTH,
+    find_key,
+    remember_key,
+    request_fingerprint,
+)
+from export_pipeline.status.models import Export, ExportStatus, Role
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +81,26 @@ def create_export(
     request: Request,
     response: Response,
     export_request: ExportRequest | None = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_KEY_LENGTH,
+            description=(
+                "A client-chosen key; the same key with the same body answers the first "
+                "export again, with another body 409."
+            ),
+        ),
+    ] = None,
 ) -> ExportOut:
     access.require(Role.EXPORTER)
     export_request = export_request or ExportRequest()
+    fingerprint = request_fingerprint(access.source_id, export_request.model_dump(mode="json"))
+    if idempotency_key is not None:
+        replayed = _replay(session, user.id, idempotency_key, fingerprint)
+        if replayed is not None:
+            response.headers["Location"] = _location(request, replayed.id)
+            response.headers["Idempotent-Replayed"] = "true"
+            return ExportOut.from_export(replayed)
 
     with lead_store.reading() as connection:
         catalog = read_catalog(connection, access.source_id)
@@ -85,10 +119,154 @@ def create_export(
         options=export_request.options,
         requested_at=requested_at,
     )
-    session.commit()
+    if idempotency_key is not None:
+        remember_key(session, user.id, idempotency_key, fingerprint, export.id, requested_at)
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same key arrived twice at once, and the other request won.
+        session.rollback()
+        replayed = _replay(session, user.id, idempotency_key or "", fingerprint)
+        if replayed is None:
+            raise
+        response.headers["Idempotent-Replayed"] = "true"
+        export = replayed
     log.info("export %s requested on source %d by user %d", export.id, export.source_id, user.id)
 
-    response.headers["Location"] = request.app.url_path_for("read_export", export_id=export.id)
+    response.headers["Location"] = _location(request, export.id)
+    return ExportOut.from_export(export)
+
+
+def _replay(session: Session, user_id: int, key: str, fingerprint: str) -> Export | None:
+    """The export a key already made for this request; 409 if it was made for another."""
+    known = find_key(session, user_id, key)
+    if known is None:
+        return None
+    if known.request_hash != fingerprint:
+        msg = "this Idempotency-Key was already used for a different request; use a new key"
+        raise HTTPException(status.HTTP_409_CONFLICT, msg)
+    return get_export(session, known.export_id)
+
+
+def _location(request: Request, export_id: str) -> str:
+    return request.app.url_path_for("read_export", export_id=export_id)
+
+
+@router.post(
+    "/sources/{source_id}/exports/preview",
+    summary="Count the leads an export with these filters would hold now",
+    description=(
+        "Validates the request exactly as an export request and answers how many leads "
+        "match at this moment, without queueing anything. Needs the exporter role."
+    ),
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
+        status.HTTP_404_NOT_FOUND,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+    ),
+)
+def preview_export(
+    access: SourceAccessDep,
+    lead_store: LeadStoreDep,
+    export_request: ExportRequest | None = None,
+) -> PreviewOut:
+    access.require(Role.EXPORTER)
+    export_request = export_request or ExportRequest()
+    with lead_store.reading() as connection:
+        catalog = read_catalog(connection, access.source_id)
+        if catalog is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)
+        check_request_against_source(connection, catalog, export_request)
+        frozen = freeze_filters(export_request.filters, requested_at=datetime.now(UTC))
+        return PreviewOut(lead_count=count_matching(connection, access.source_id, frozen))
+
+
+@router.post(
+    "/exports/{export_id}/cancel",
+    summary="Cancel a pending or running export",
+    description=(
+        "A pending export never starts; a running one has its run stopped within seconds "
+        "and leaves no file. The requester (with the exporter role) or an admin of the "
+        "source may cancel; cancelling a cancelled export answers it again."
+    ),
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
+        status.HTTP_404_NOT_FOUND,
+        status.HTTP_409_CONFLICT,
+    ),
+)
+def cancel_export(access: ExportAccessDep, session: SessionDep, user: CurrentUser) -> ExportOut:
+    access.require(Role.EXPORTER)
+    export = access.export
+    if export.requested_by != user.id and not access.role.allows(Role.ADMIN):
+        deny(
+            session,
+            user.id,
+            reason="cancel of another user's export",
+            source_id=export.source_id,
+            export_id=export.id,
+        )
+        msg = "only the requester or an admin of the source can cancel this export"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, msg)
+    if export.status == ExportStatus.CANCELLED:
+        return ExportOut.from_export(export)
+    if not mark_cancelled(session, export, at=datetime.now(UTC), actor_id=user.id):
+        msg = f"export {export.id} is {export.status}; only pending or running exports cancel"
+        raise HTTPException(status.HTTP_409_CONFLICT, msg)
+    session.commit()
+    log.info("export %s cancelled by user %d", export.id, user.id)
+    return ExportOut.from_export(export)
+
+
+@router.post(
+    "/exports/{export_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Request a failed or cancelled export again",
+    description=(
+        "Queues a new export with the same filters, frozen as they were (the same "
+        "request-time cut-off), and the same options. Needs the exporter role."
+    ),
+    responses=error_responses(
+        status.HTTP_401_UNAUTHORIZED,
+        status.HTTP_403_FORBIDDEN,
+        status.HTTP_404_NOT_FOUND,
+        status.HTTP_409_CONFLICT,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+    ),
+)
+def retry_export(
+    access: ExportAccessDep,
+    session: SessionDep,
+    lead_store: LeadStoreDep,
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+) -> ExportOut:
+    access.require(Role.EXPORTER)
+    original = access.export
+    if original.status not in (ExportStatus.FAILED, ExportStatus.CANCELLED):
+        msg = f"export {original.id} is {original.status}; only failed or cancelled exports retry"
+        raise HTTPException(status.HTTP_409_CONFLICT, msg)
+    with lead_store.reading() as connection:
+        source = get_source(connection, original.source_id)
+    if source is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)
+
+    export = request_export(
+        session,
+        source=source,
+        requested_by=user.id,
+        filters=ExportFilters.model_validate(original.filters),
+        frozen=FrozenFilters.from_json(original.frozen_filters),
+        options=ExportOptions.model_validate(original.options),
+        requested_at=datetime.now(UTC),
+        retry_of=original.id,
+    )
+    session.commit()
+    log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original.id)
+    response.headers["Location"] = _location(request, export.id)
     return ExportOut.from_export(export)
 
 

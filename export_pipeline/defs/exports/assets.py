@@ -1,6 +1,7 @@
 """The export asset: one partition per export request, one CSV file per partition."""
 
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -10,18 +11,25 @@ from export_pipeline.defs.exports.resources import (
     LeadStoreResource,
     StatusTableResource,
 )
+from export_pipeline.defs.exports.watch import ExportCancelledError, RunWatch
 from export_pipeline.engine.export import SourceMissingError, export_to_storage
 from export_pipeline.engine.filters import FrozenFilters
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.leads.store import LeadStoreBusy
-from export_pipeline.status.exports import get_export
+from export_pipeline.status.exports import get_export, start_attempt
 from export_pipeline.status.models import ExportStatus
+
+RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+"""Transient failures (storage, status table, a lead store held too long) are tried
+again after 2 and 4 seconds; failures that cannot pass are raised with retries off."""
+OBSERVATION_SECONDS = 2.0
 
 
 @dg.asset(
     partitions_def=export_partitions_def,
     description="CSV file of the leads matching one export request's frozen filters.",
     kinds={"duckdb", "polars", "csv"},
+    retry_policy=RETRY_POLICY,
 )
 def lead_export(
     context: dg.AssetExecutionContext,
@@ -32,34 +40,48 @@ def lead_export(
     """Read the request, stream the matching leads into a file, report the file's facts.
 
     The file is written under a temporary name and moved into place when complete.
-    The status table is not written here: the status sensor reads the facts from this
-    materialization, so the table follows Dagster's record of the run.
+    While it runs, the run records progress and a heartbeat in the status table and
+    stops if the export is cancelled. Statuses are not written here: the status
+    sensor reads the facts from this materialization, so the table follows Dagster's
+    record of the run.
     """
     export_id = context.partition_key
     with status_table.session() as session:
         export = get_export(session, export_id)
         if export is None:
-            raise dg.Failure(description=f"no export request has the id {export_id}")
+            raise _permanent(f"no export request has the id {export_id}")
         if export.status not in (ExportStatus.PENDING, ExportStatus.PROCESSING):
-            raise dg.Failure(description=f"the export is already {export.status}")
+            raise _permanent(f"the export is already {export.status}")
         source_id = export.source_id
         file_name = export.file_name
         filters = FrozenFilters.from_json(export.frozen_filters)
         options = ExportOptions.model_validate(export.options)
+        attempt = start_attempt(session, export_id, at=datetime.now(UTC))
+    context.log.info(f"export {export_id} of source {source_id}: attempt {attempt}")
 
     started = time.monotonic()
     storage = export_storage.storage()
+    observe = _observer(context, export_id)
     try:
-        lead_count, facts = export_to_storage(
-            lead_store.store(),
-            storage,
-            source_id=source_id,
-            name=f"{source_id}/{export_id}/{file_name}",
-            partial_key=export_id,
-            filters=filters,
-            options=options,
-        )
-    except (SourceMissingError, LeadStoreBusy) as error:
+        with RunWatch(status_table, export_id) as watch:
+
+            def on_progress(written: int, total: int) -> None:
+                observe(written, total)
+                watch.progress(written, total)
+
+            lead_count, facts = export_to_storage(
+                lead_store.store(),
+                storage,
+                source_id=source_id,
+                name=f"{source_id}/{export_id}/{file_name}",
+                partial_key=export_id,
+                filters=filters,
+                options=options,
+                on_progress=on_progress,
+            )
+    except (SourceMissingError, ExportCancelledError) as error:
+        raise _permanent(str(error)) from error
+    except LeadStoreBusy as error:
         raise dg.Failure(description=str(error)) from error
     except OSError as error:
         reason = error.strerror or type(error).__name__
@@ -82,3 +104,31 @@ def lead_export(
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
         }
     )
+
+
+def _permanent(description: str) -> dg.Failure:
+    """A failure a retry cannot mend."""
+    return dg.Failure(description=description, allow_retries=False)
+
+
+def _observer(context: dg.AssetExecutionContext, export_id: str):
+    """Progress as asset observations in the run's event log, every couple of seconds
+    and at the end, so the Dagster UI shows what the status table shows."""
+    last = 0.0
+
+    def observe(written: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if written < total and now - last < OBSERVATION_SECONDS:
+            return
+        last = now
+        percent = 100 if total == 0 else round(100 * written / total)
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                partition=export_id,
+                metadata={"leads_written": written, "lead_total": total, "progress": percent},
+            )
+        )
+
+    return observe

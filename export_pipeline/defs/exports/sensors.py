@@ -10,11 +10,12 @@ its latest run on each tick, so a missed tick is repaired by the next one.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 from dagster._core.storage.dagster_run import RunRecord
+from sqlalchemy.orm import Session
 
 from export_pipeline.defs.exports.assets import lead_export
 from export_pipeline.defs.exports.partitions import (
@@ -22,7 +23,8 @@ from export_pipeline.defs.exports.partitions import (
     export_partitions_def,
     export_run_tags,
 )
-from export_pipeline.defs.exports.resources import StatusTableResource
+from export_pipeline.defs.exports.resources import ExportStorageResource, StatusTableResource
+from export_pipeline.defs.exports.watch import SILENT_RUN_SECONDS
 from export_pipeline.status import exports as status_exports
 from export_pipeline.status.models import Export
 from export_pipeline.storage import FileFacts
@@ -37,6 +39,14 @@ export_job = dg.define_asset_job(
 SENSOR_INTERVAL_SECONDS = 1
 REQUESTS_PER_TICK = 50
 _ACTIVE = (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
+_UNFINISHED = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+)
+CANCEL_WATCH = timedelta(hours=1)
+"""How long after a cancellation the sensor still makes sure its run stops."""
 
 
 @dg.sensor(
@@ -76,12 +86,14 @@ def export_request_sensor(
     description="Moves exports to processing, completed, failed or cancelled as their runs do.",
 )
 def export_status_sensor(
-    context: dg.SensorEvaluationContext, status_table: StatusTableResource
+    context: dg.SensorEvaluationContext,
+    status_table: StatusTableResource,
+    export_storage: ExportStorageResource,
 ) -> dg.SkipReason:
+    now = datetime.now(UTC)
     with status_table.session() as session:
+        silent = _fail_silent_runs(session, context.instance, export_storage, now)
         unsettled = list(status_exports.unsettled_exports(session))
-        if not unsettled:
-            return dg.SkipReason("no unsettled exports")
         runs = _latest_runs(context.instance, [export.id for export in unsettled])
         moved = 0
         for export in unsettled:
@@ -90,7 +102,68 @@ def export_status_sensor(
                 session, context.instance, export, record, status_table.large_export_leads
             ):
                 moved += 1
-    return dg.SkipReason(f"{moved} of {len(unsettled)} unsettled exports moved")
+        stopped = _stop_cancelled_runs(session, context.instance, export_storage, now)
+    return dg.SkipReason(
+        f"{moved} of {len(unsettled)} unsettled exports moved, {silent} silent runs failed, "
+        f"{stopped} runs of cancelled exports stopped"
+    )
+
+
+def _fail_silent_runs(
+    session: Session,
+    instance: dg.DagsterInstance,
+    export_storage: ExportStorageResource,
+    now: datetime,
+) -> int:
+    """Fail the runs of processing exports that stopped beating: their worker was
+    killed or died, and Dagster's default launcher cannot tell."""
+    since = now - timedelta(seconds=SILENT_RUN_SECONDS)
+    failed = 0
+    for export in status_exports.silent_exports(session, since=since):
+        record = _latest_runs(instance, [export.id]).get(export.id)
+        if record is None or record.dagster_run.status not in _UNFINISHED:
+            continue  # a finished run is synced below, whatever its heartbeat says
+        reason = (
+            f"the export run stopped responding for over {SILENT_RUN_SECONDS:.0f} s "
+            "(its worker was killed or ran out of memory); retry the export"
+        )
+        instance.report_run_failed(record.dagster_run, message=reason)
+        export_storage.storage().discard_partial(export.id)
+        if status_exports.mark_failed(session, export, error=reason, at=now):
+            failed += 1
+    return failed
+
+
+def _stop_cancelled_runs(
+    session: Session,
+    instance: dg.DagsterInstance,
+    export_storage: ExportStorageResource,
+    now: datetime,
+) -> int:
+    """Stop the runs of recently cancelled exports, and remove a file that a run
+    finished just as the export was cancelled."""
+    cancelled = status_exports.recently_cancelled(session, since=now - CANCEL_WATCH)
+    runs = _latest_runs(instance, [export.id for export in cancelled])
+    stopped = 0
+    for export in cancelled:
+        record = runs.get(export.id)
+        if record is None:
+            continue
+        run = record.dagster_run
+        if run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
+            instance.report_run_canceled(run, message="the export was cancelled")
+            stopped += 1
+        elif run.status in _UNFINISHED:
+            # Asks the run's worker to stop; the run also stops by itself within a
+            # heartbeat, as it reads the cancellation from the status table.
+            instance.run_coordinator.cancel_run(run.run_id)
+            stopped += 1
+        elif run.status == DagsterRunStatus.SUCCESS:
+            facts = _materialized_facts(instance, run.run_id)
+            if facts is not None:
+                export_storage.storage().delete(facts[1].uri)
+        export_storage.storage().discard_partial(export.id)
+    return stopped
 
 
 def _latest_runs(instance: dg.DagsterInstance, export_ids: Sequence[str]) -> dict[str, RunRecord]:
