@@ -15,10 +15,23 @@ from export_pipeline.defs.exports.sensors import (
     export_request_sensor,
     export_status_sensor,
 )
+from export_pipeline.defs.notifications import notifications_definitions
+from export_pipeline.defs.retention import retention_definitions
+from export_pipeline.defs.schedules import schedules_definitions
 from export_pipeline.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    """Every area's definitions, merged; the resources of the export area are shared."""
+    return dg.Definitions.merge(
+        _export_definitions(settings),
+        notifications_definitions(settings),
+        retention_definitions(settings),
+        schedules_definitions(settings),
+    )
+
+
+def _export_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[lead_export],
         jobs=[export_job],

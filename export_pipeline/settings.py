@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     lead_store_wait_seconds: float = Field(default=600.0, ge=0)
     large_export_leads: int = Field(default=100_000, ge=1)
     """Exports of at least this many leads are marked large in the audit log and stats."""
+    max_running_exports: int = Field(default=4, ge=1)
+    """Export runs Dagster runs at once, over all sources."""
+    max_running_exports_per_source: int = Field(default=2, ge=1)
+    retention_days: int = Field(default=30, ge=1)
+    """Export files older than this are deleted and their exports become `expired`."""
+    smtp_host: str | None = None
+    """Mail server for notifications; no email is sent while it is unset."""
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "exports@localhost"
     export_memory_limit: str = "128MB"
     """DuckDB's memory limit in an export run. DuckDB otherwise keeps every block it
     scanned cached, so a run's memory would grow with the lead store; the engine's own

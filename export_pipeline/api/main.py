@@ -19,7 +19,17 @@ from fastapi import FastAPI
 from export_pipeline.api.access_log import AccessLogMiddleware, redact_uvicorn_access_log
 from export_pipeline.api.body_limit import BodySizeLimitMiddleware
 from export_pipeline.api.errors import install_error_handlers
-from export_pipeline.api.routes import audit, downloads, exports, health, keys, members, sources
+from export_pipeline.api.routes import (
+    audit,
+    downloads,
+    exports,
+    health,
+    keys,
+    members,
+    notifications,
+    schedules,
+    sources,
+)
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.settings import Settings, load_settings
 from export_pipeline.status.database import make_engine, make_session_factory
@@ -65,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(AccessLogMiddleware)
     redact_uvicorn_access_log()
-    routers = (health, sources, exports, downloads, members, keys, audit)
+    routers = (health, sources, exports, downloads, members, keys, audit, notifications, schedules)
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     return app

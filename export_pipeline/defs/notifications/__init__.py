@@ -1,0 +1,11 @@
+"""Dagster definitions for notifications."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from export_pipeline.settings import Settings
+
+
+def notifications_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions()
