@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +26,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+import yaml
 
+from export_pipeline.defs.exports.tags import SOURCE_ID_TAG
 from export_pipeline.leads.catalog import list_sources
 from export_pipeline.leads.demo import DEMO_SOURCE_NAME, DEMO_USER_NAME
 from export_pipeline.leads.store import LeadStore, LeadStoreBusy
@@ -131,6 +132,22 @@ def _hold_home(home: Path) -> IO[str]:
     return lock
 
 
+def with_run_limits(instance_config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The Dagster instance config with the run queue's limits taken from settings:
+    `max_running_exports` runs at once, `max_running_exports_per_source` per source
+    (counted by the runs' source tag)."""
+    coordinator = instance_config["run_coordinator"]["config"]
+    coordinator["max_concurrent_runs"] = settings.max_running_exports
+    coordinator["tag_concurrency_limits"] = [
+        {
+            "key": SOURCE_ID_TAG,
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": settings.max_running_exports_per_source,
+        }
+    ]
+    return instance_config
+
+
 def prepare_environment(settings: Settings, dagster_config: Path) -> dict[str, str]:
     """The children's environment, with the status table and Dagster's home ready.
 
@@ -148,7 +165,8 @@ def prepare_environment(settings: Settings, dagster_config: Path) -> dict[str, s
 
     if "DAGSTER_HOME" not in environment:
         settings.dagster_home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(dagster_config, settings.dagster_home / "dagster.yaml")
+        instance_config = with_run_limits(yaml.safe_load(dagster_config.read_text()), settings)
+        (settings.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_config))
         environment["DAGSTER_HOME"] = str(settings.dagster_home)
     _create_dagster_instance(Path(environment["DAGSTER_HOME"]))
     return environment

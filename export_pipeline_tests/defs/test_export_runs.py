@@ -9,13 +9,13 @@ from conftest import Product
 from sqlalchemy import select
 
 from export_pipeline.definitions import build_definitions
-from export_pipeline.defs.exports.partitions import (
+from export_pipeline.defs.exports.sensors import export_request_sensor, export_status_sensor
+from export_pipeline.defs.exports.tags import (
     EXPORT_ID_TAG,
     REQUESTED_BY_TAG,
     SOURCE_ID_TAG,
     export_run_tags,
 )
-from export_pipeline.defs.exports.sensors import export_request_sensor, export_status_sensor
 from export_pipeline.engine.filters import ExportFilters
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.status.models import AuditEvent

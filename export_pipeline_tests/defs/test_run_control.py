@@ -9,9 +9,9 @@ from conftest import Product
 from dagster import DagsterRunStatus
 from sqlalchemy import update
 
-from export_pipeline.defs.exports.partitions import export_run_tags
 from export_pipeline.defs.exports.resources import StatusTableResource
 from export_pipeline.defs.exports.sensors import export_status_sensor
+from export_pipeline.defs.exports.tags import export_run_tags
 from export_pipeline.defs.exports.watch import ExportCancelledError, RunWatch
 from export_pipeline.status.models import Export
 from export_pipeline.storage import PARTIAL_DIR

@@ -18,12 +18,9 @@ from dagster._core.storage.dagster_run import RunRecord
 from sqlalchemy.orm import Session
 
 from export_pipeline.defs.exports.assets import lead_export
-from export_pipeline.defs.exports.partitions import (
-    EXPORT_ID_TAG,
-    export_partitions_def,
-    export_run_tags,
-)
+from export_pipeline.defs.exports.partitions import export_partitions_def
 from export_pipeline.defs.exports.resources import ExportStorageResource, StatusTableResource
+from export_pipeline.defs.exports.tags import EXPORT_ID_TAG, export_run_tags
 from export_pipeline.defs.exports.watch import SILENT_RUN_SECONDS
 from export_pipeline.status import exports as status_exports
 from export_pipeline.status.models import Export
