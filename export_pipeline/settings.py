@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dagster_port: int = 3000
+    launch_from_api: bool = True
+    """Launch each export's run from the API as soon as it is requested; without it the
+    request sensor starts runs, up to five seconds later."""
     link_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     link_max_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     lead_store_wait_seconds: float = Field(default=600.0, ge=0)
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
         """Where users reach the API; download links start with it. Set `public_url`
         when the API sits behind a proxy or another host name."""
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def dagster_url(self) -> str:
+        """The Dagster webserver, through which the API launches export runs."""
+        return f"http://127.0.0.1:{self.dagster_port}"
 
     @property
     def dagster_home(self) -> Path:

@@ -90,6 +90,8 @@ def api_settings(home: Path, **overrides: object) -> Settings:
         "database_url": None,
         "storage_url": None,
         "public_url": PUBLIC_URL,
+        # No Dagster runs behind this API: requests stay pending, as the tests expect.
+        "launch_from_api": False,
         **overrides,
     }
     return Settings(**values)

@@ -16,7 +16,8 @@ from export_pipeline.engine.export import SourceMissingError, export_to_storage
 from export_pipeline.engine.filters import FrozenFilters
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.leads.store import LeadStoreBusy
-from export_pipeline.status.exports import get_export, start_attempt
+from export_pipeline.status import exports as status_exports
+from export_pipeline.status.exports import attach_run, get_export, mark_processing, start_attempt
 from export_pipeline.status.models import ExportStatus
 
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
@@ -40,10 +41,11 @@ def lead_export(
     """Read the request, stream the matching leads into a file, report the file's facts.
 
     The file is written under a temporary name and moved into place when complete.
-    While it runs, the run records progress and a heartbeat in the status table and
-    stops if the export is cancelled. Statuses are not written here: the status
-    sensor reads the facts from this materialization, so the table follows Dagster's
-    record of the run.
+    The run claims the export (only one run may work on it), marks it processing,
+    records progress and a heartbeat while it writes, stops if the export is
+    cancelled, and marks it completed with the file's facts as soon as the file is in
+    place, so users need not wait for the status sensor. The sensor still repairs any
+    outcome a run could not record, such as a killed worker.
     """
     export_id = context.partition_key
     with status_table.session() as session:
@@ -52,6 +54,12 @@ def lead_export(
             raise _permanent(f"no export request has the id {export_id}")
         if export.status not in (ExportStatus.PENDING, ExportStatus.PROCESSING):
             raise _permanent(f"the export is already {export.status}")
+        now = datetime.now(UTC)
+        attach_run(session, export_id, context.run_id, at=now)
+        session.refresh(export)
+        if export.dagster_run_id != context.run_id:
+            raise _permanent(f"run {export.dagster_run_id} is working on this export")
+        mark_processing(session, export, at=now)
         source_id = export.source_id
         file_name = export.file_name
         filters = FrozenFilters.from_json(export.frozen_filters)
@@ -88,6 +96,17 @@ def lead_export(
         msg = f"could not write the export file to {storage.root}: {reason}"
         raise dg.Failure(description=msg) from error
     seconds = time.monotonic() - started
+    with status_table.session() as session:
+        export = get_export(session, export_id)
+        if export is not None:
+            status_exports.mark_completed(
+                session,
+                export,
+                lead_count=lead_count,
+                facts=facts,
+                at=datetime.now(UTC),
+                large_threshold=status_table.large_export_leads,
+            )
 
     context.log.info(
         f"export {export_id} of source {source_id}: {lead_count} leads, "
