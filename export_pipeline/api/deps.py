@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -207,3 +208,12 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"}
     )
+
+
+def reject_nul_in_url(request: Request) -> None:
+    """422 for a NUL byte anywhere in the path or query: no id or name holds one, and
+    PostgreSQL cannot even compare text with one."""
+    if "\x00" in request.url.path or "%00" in request.url.query:
+        where = "path" if "\x00" in request.url.path else "query"
+        error = {"loc": [where], "msg": "a NUL byte is not allowed here", "type": "value_error"}
+        raise RequestValidationError([error])

@@ -19,7 +19,11 @@ GZIP_MEDIA_TYPE = "application/gzip"
 
 _UNSAFE_IN_QUOTED_NAME = re.compile(r'[^\x20-\x7e]|["\\]')
 # Positions of up to 18 digits: far beyond any file, and never too long for int().
-_RANGE_SPEC = re.compile(r"(?P<first>[0-9]{1,18})-(?P<last>[0-9]{0,18})|-(?P<suffix>[0-9]{1,18})")
+# Positions of any length are read (a 40-digit one is past any file's end, not
+# malformed); beyond 100 digits the header is ignored as garbage.
+_RANGE_SPEC = re.compile(
+    r"(?P<first>[0-9]{1,100})-(?P<last>[0-9]{0,100})|-(?P<suffix>[0-9]{1,100})"
+)
 
 
 @dataclass(frozen=True)

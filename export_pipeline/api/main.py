@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from export_pipeline.api.access_log import AccessLogMiddleware, redact_uvicorn_access_log
 from export_pipeline.api.body_limit import BodySizeLimitMiddleware
+from export_pipeline.api.deps import reject_nul_in_url
 from export_pipeline.api.errors import install_error_handlers
 from export_pipeline.api.routes import (
     audit,
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "`Authorization: Bearer <api key>`."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul_in_url)],
     )
     app.state.settings = settings
     _log_to_stderr()

@@ -81,6 +81,9 @@ def encode_cursor(key: PageKey, scope: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def decode_cursor(cursor: str, scope: str, key_type: type[str] | type[int]) -> PageKey:
     """The key a cursor holds; `CursorError` unless `encode_cursor` made it for `scope`
     with an id of `key_type`."""
@@ -101,10 +104,13 @@ def decode_cursor(cursor: str, scope: str, key_type: type[str] | type[int]) -> P
 
 
 def _is_key(key: object, key_type: type[str] | type[int]) -> bool:
-    """An id of the listing's type; integers within 64 bits, as the databases hold them."""
+    """An id of the listing's type: integers within 64 bits, as the databases hold them,
+    and export ids as UUIDs."""
     if type(key) is not key_type:
         return False
-    return not isinstance(key, int) or -(2**63) <= key < 2**63
+    if isinstance(key, int):
+        return -(2**63) <= key < 2**63
+    return _UUID.fullmatch(key) is not None
 
 
 def rows_after(

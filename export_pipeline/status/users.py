@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,8 +40,10 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_user(session: Session, name: str) -> User:
-    """A new user; `ValueError` if the name is blank, too long or taken."""
+def check_user_name(name: str) -> str:
+    """The name without surrounding spaces; `ValueError` if it is blank, too long, or
+    holds control or invisible formatting characters (a newline or a right-to-left mark
+    would let a name pass for another in listings and logs)."""
     name = name.strip()
     if not name:
         msg = "a user name must not be blank"
@@ -48,6 +51,16 @@ def create_user(session: Session, name: str) -> User:
     if len(name) > MAX_USER_NAME_LENGTH:
         msg = f"a user name must be at most {MAX_USER_NAME_LENGTH} characters"
         raise ValueError(msg)
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in name):
+        msg = "a user name must not contain control or invisible formatting characters"
+        raise ValueError(msg)
+    return name
+
+
+def create_user(session: Session, name: str) -> User:
+    """A new user; `ValueError` if the name is not a valid one (`check_user_name`) or
+    is taken."""
+    name = check_user_name(name)
     if session.scalar(select(User).where(User.name == name)) is not None:
         msg = f"a user named {name!r} already exists"
         raise ValueError(msg)

@@ -132,3 +132,53 @@ def test_refused_attempts_are_audited_with_their_reason(client, harness):
     ]
     assert (stranger.user_id, "no role on the source") in denials
     assert (viewer.user_id, "role viewer lacks exporter") in denials
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/api/v1/sources/{acme}/members/a%00b"),
+        ("GET", "/api/v1/sources/{acme}/exports?requested_by=a%00b"),
+        ("GET", "/api/v1/sources/{acme}/audit?actor=a%00b"),
+    ],
+)
+def test_a_nul_byte_in_the_url_is_422(client, harness, method, path):
+    admin = harness.person({harness.acme_id: Role.ADMIN})
+
+    response = client.request(method, path.format(acme=harness.acme_id), headers=admin.auth)
+
+    assert response.status_code == 422
+    assert "NUL" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("name", ["new\nline", "tab\there", "nul\x00byte", "rtl\u202eevil"])
+def test_member_names_with_control_or_invisible_characters_are_422(client, harness, name):
+    admin = harness.person({harness.acme_id: Role.ADMIN})
+
+    response = client.post(
+        f"/api/v1/sources/{harness.acme_id}/members",
+        json={"name": name, "role": "viewer"},
+        headers=admin.auth,
+    )
+
+    assert response.status_code == 422
+    assert "control or invisible" in response.text
+
+
+def test_refused_link_revocations_are_audited(client, harness):
+    owner = harness.person({harness.acme_id: Role.EXPORTER})
+    viewer = harness.person({harness.acme_id: Role.VIEWER})
+    stranger = harness.person()
+    export_id, _ = harness.completed_export(owner, harness.acme_id)
+    link = client.post(f"/api/v1/exports/{export_id}/links", headers=owner.auth).json()
+
+    assert client.delete(f"/api/v1/links/{link['id']}", headers=viewer.auth).status_code == 403
+    assert client.delete(f"/api/v1/links/{link['id']}", headers=stranger.auth).status_code == 404
+
+    reasons = {
+        (event.actor_id, event.details["reason"])
+        for event in harness.audit_events(export_id)
+        if event.action == "denied"
+    }
+    assert (viewer.user_id, "revoke by role viewer") in reasons
+    assert (stranger.user_id, "revoke without a role on the source") in reasons

@@ -320,3 +320,21 @@ def test_a_busy_lead_store_is_503_with_retry_after_and_queues_nothing(harness, e
     assert "busy" in response.json()["detail"]
     assert str(harness.settings.lead_store_path) not in response.text
     assert harness.export_count() == before
+
+
+def test_a_chunked_body_over_one_mebibyte_is_413_and_queues_nothing(client, harness, exporter):
+    before = harness.export_count()
+
+    def chunks():
+        yield b'{"filters": {}}'
+        for _ in range(40):
+            yield b" " * 65536
+
+    response = client.post(
+        f"/api/v1/sources/{harness.acme_id}/exports",
+        content=chunks(),
+        headers={**exporter.auth, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert harness.export_count() == before

@@ -146,10 +146,14 @@ def read_links(access: ExportAccessDep, session: SessionDep) -> LinkList:
 def revoke_download_link(link_id: int, session: SessionDep, user: CurrentUser) -> Response:
     link = get_link(session, link_id) if 0 < link_id <= MAX_LINK_ID else None
     role = role_on_source(session, user.id, link.export.source_id) if link else None
-    if link is None or role is None:
+    if link is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, LINK_NOT_FOUND)
+    if role is None:
+        _deny_download(session, user, link, reason="revoke without a role on the source")
         raise HTTPException(status.HTTP_404_NOT_FOUND, LINK_NOT_FOUND)
     issuer_may = link.issued_to == user.id and role.allows(Role.EXPORTER)
     if not (issuer_may or role is Role.ADMIN):
+        _deny_download(session, user, link, reason=f"revoke by role {role.value}")
         msg = "only the user the link was issued to (with the exporter role) or an admin "
         msg += f"of the source can revoke it; your role there is {role.value}"
         raise HTTPException(status.HTTP_403_FORBIDDEN, msg)

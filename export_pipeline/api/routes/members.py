@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from export_pipeline.status.models import Role, User
 from export_pipeline.status.users import (
     MAX_USER_NAME_LENGTH,
     LastAdminError,
+    check_user_name,
     create_api_key,
     create_user,
     find_user,
@@ -62,6 +63,7 @@ class RoleChange(BaseModel):
 UserName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_USER_NAME_LENGTH),
+    AfterValidator(check_user_name),
 ]
 
 
