@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import ApiServer, Harness, built_harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
@@ -21,6 +20,7 @@ from schemathesis.generation import GenerationMode
 
 from export_pipeline.api.main import create_app
 from export_pipeline.status.models import Role
+from export_pipeline_tests.api.conftest import ApiServer, Harness, built_harness
 
 CHECKS = [
     checks.not_a_server_error,

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CLI, REPO, Cli, cli_environment
 
 from export_pipeline.status import users
 from export_pipeline.status.models import Role
+from export_pipeline_tests.cli.conftest import CLI, REPO, Cli, cli_environment
 
 US_500_MAP = (
     "first_name=first_name",

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CLI, REPO, Cli, cli_environment
+
+from export_pipeline_tests.cli.conftest import CLI, REPO, Cli, cli_environment
 
 pytestmark = pytest.mark.e2e
 

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Cli
 from sqlalchemy import select
 
 from export_pipeline.status import users
 from export_pipeline.status.models import AuditEvent
+from export_pipeline_tests.cli.conftest import Cli
 
 LEADS_CSV = "first_name,email,status\nAda,ada@example.com,new\nBert,bert@example.com,won\n"
 

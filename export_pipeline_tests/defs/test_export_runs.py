@@ -5,7 +5,6 @@ import io
 from pathlib import Path
 
 import dagster as dg
-from conftest import Product
 from sqlalchemy import select
 
 from export_pipeline.definitions import build_definitions
@@ -20,6 +19,7 @@ from export_pipeline.engine.filters import ExportFilters
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.status.models import AuditEvent
 from export_pipeline.storage import PARTIAL_DIR
+from export_pipeline_tests.defs.conftest import Product
 
 
 def run_export(

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from conftest import Product
 from dagster import DagsterRunStatus
 from sqlalchemy import update
 
@@ -15,6 +14,7 @@ from export_pipeline.defs.exports.tags import export_run_tags
 from export_pipeline.defs.exports.watch import ExportCancelledError, RunWatch
 from export_pipeline.status.models import Export
 from export_pipeline.storage import PARTIAL_DIR
+from export_pipeline_tests.defs.conftest import Product
 
 
 def stored_run(

@@ -10,7 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import SHARED_DATA, RunningProduct
+
+from export_pipeline_tests.e2e.conftest import SHARED_DATA, RunningProduct
 
 pytestmark = pytest.mark.e2e
 

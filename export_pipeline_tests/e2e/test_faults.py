@@ -17,7 +17,6 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from conftest import REPO, free_port
 
 from bench.generate import generate_store
 from export_pipeline.defs.exports.tags import EXPORT_ID_TAG, SOURCE_ID_TAG
@@ -26,6 +25,7 @@ from export_pipeline.settings import Settings
 from export_pipeline.status.database import make_engine, make_session_factory
 from export_pipeline.status.models import Role
 from export_pipeline.status.users import create_user, grant_role, issue_api_key
+from export_pipeline_tests.e2e.conftest import REPO, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -65,14 +65,19 @@ def all_pages(read: Callable[[str | None], object]) -> list[list[object]]:
 
 # Cursors, without a database.
 
+EXPORT_ID = "0b7c5f4e-2a61-4d9b-8f3e-5c1a2d3e4f50"
+
 
 def test_a_cursor_round_trips_the_key_of_the_last_row() -> None:
     scope = listing_scope("exports", 1, HistoryFilters().canonical())
-    key = PageKey(datetime(2024, 6, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))), "x")
+    at = datetime(2024, 6, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    key = PageKey(at, EXPORT_ID)
 
     cursor = encode_cursor(key, scope)
 
-    assert decode_cursor(cursor, scope, str) == PageKey(utc(2024, 6, 1, 12, 0, 0, 123456), "x")
+    assert decode_cursor(cursor, scope, str) == PageKey(
+        utc(2024, 6, 1, 12, 0, 0, 123456), EXPORT_ID
+    )
     assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -146,7 +151,7 @@ def test_a_cursor_the_databases_could_not_compare_is_refused(payload: dict) -> N
 
 
 def test_a_cursor_of_another_listing_is_refused_saying_so() -> None:
-    key = PageKey(T0, "x")
+    key = PageKey(T0, EXPORT_ID)
     completed = HistoryFilters(statuses=frozenset({ExportStatus.COMPLETED}))
     cursor = encode_cursor(key, listing_scope("exports", 1, completed.canonical()))
 
