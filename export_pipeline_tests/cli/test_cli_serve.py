@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from export_pipeline_tests.cli.conftest import CLI, REPO, Cli, cli_environment
 
@@ -153,7 +154,8 @@ def test_serve_starts_three_services_and_ctrl_c_stops_them_all(tmp_path: Path, s
     assert still_running == []
     assert "SIGINT: stopping" in serving.output()
     home = tmp_path / "home"
-    assert (home / "dagster" / "dagster.yaml").read_bytes() == (REPO / "dagster.yaml").read_bytes()
+    written = yaml.safe_load((home / "dagster" / "dagster.yaml").read_text())
+    assert written == yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert (home / "status.sqlite3").exists()
 
 
