@@ -9,15 +9,16 @@ later change of time-zone rules nor leads added after the request change the fil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_SEARCH_LENGTH = 200
 MAX_STATUS_LENGTH = 200
+MAX_RELATIVE_PERIODS = 1000
 
 
 class AttributeFilter(BaseModel):
@@ -57,10 +58,7 @@ class ExportFilters(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _known_time_zone(cls, name: str) -> str:
-        if name not in _iana_time_zones():
-            msg = f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'"
-            raise ValueError(msg)
-        return name
+        return check_time_zone(name)
 
     @field_validator("created_from", "created_to")
     @classmethod
@@ -87,6 +85,93 @@ class ExportFilters(BaseModel):
             msg += "and excludes created_to"
             raise ValueError(msg)
         return created_to
+
+
+class RelativeRange(BaseModel):
+    """A creation date range counted back from the filing time of a scheduled export.
+
+    Periods are calendar days, ISO weeks (Monday to Sunday) or calendar months in the
+    filters' time zone. Without `include_current`, the range is the `last` whole periods
+    before the one holding the filing time: `{"last": 1, "unit": "day"}` is yesterday.
+    With it, the current period counts as the most recent of them, up to the filing time
+    (the cut-off): `{"last": 1, "unit": "month", "include_current": true}` is this month
+    so far.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    last: int = Field(ge=1, le=MAX_RELATIVE_PERIODS)
+    unit: Literal["day", "week", "month"]
+    include_current: bool = False
+
+    def calendar_bounds(self, today: date) -> tuple[date, date]:
+        """The range as calendar dates, `[start, end)`, for a filing on `today`."""
+        current = _period_start(today, self.unit)
+        end = _shift(current, self.unit, 1) if self.include_current else current
+        start = _shift(end, self.unit, -self.last)
+        return start, end
+
+
+class ScheduleFilters(ExportFilters):
+    """The filters of a recurring export: an export request's filters, whose creation
+    range may instead be relative to each filing time (`created_range`)."""
+
+    created_range: RelativeRange | None = None
+
+    @field_validator("created_range")
+    @classmethod
+    def _one_kind_of_range(
+        cls, created_range: RelativeRange | None, info: ValidationInfo
+    ) -> RelativeRange | None:
+        absolute = info.data.get("created_from") or info.data.get("created_to")
+        if created_range is not None and absolute:
+            msg = "give either created_range or created_from/created_to, not both"
+            raise ValueError(msg)
+        return created_range
+
+
+def resolve_schedule_filters(filters: ScheduleFilters, *, filed_at: datetime) -> ExportFilters:
+    """The filters of the export a schedule files at `filed_at` (aware): a relative range
+    becomes `created_from`/`created_to` calendar dates in `filters.time_zone`, so the
+    export's filters show the exact days, and `freeze_filters` resolves them to UTC
+    across any daylight-saving change. `ValueError` if the range leaves the calendar.
+    """
+    values = {name: getattr(filters, name) for name in ExportFilters.model_fields}
+    if filters.created_range is not None:
+        today = filed_at.astimezone(ZoneInfo(filters.time_zone)).date()
+        try:
+            start, end = filters.created_range.calendar_bounds(today)
+        except (OverflowError, ValueError):
+            msg = f"created_range reaches outside the years 1 to 9999 from {today}"
+            raise ValueError(msg) from None
+        values.update(created_from=start.isoformat(), created_to=end.isoformat())
+    return ExportFilters(**values)
+
+
+def check_time_zone(name: str) -> str:
+    """`name` if it is an IANA time zone; `ValueError` naming the expected form."""
+    if name not in _iana_time_zones():
+        msg = f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'"
+        raise ValueError(msg)
+    return name
+
+
+def _period_start(day: date, unit: str) -> date:
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    if unit == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _shift(start: date, unit: str, periods: int) -> date:
+    """`start` (the first day of a period) moved by whole periods."""
+    if unit == "day":
+        return start + timedelta(days=periods)
+    if unit == "week":
+        return start + timedelta(weeks=periods)
+    months = start.year * 12 + start.month - 1 + periods
+    return date(months // 12, months % 12 + 1, 1)
 
 
 @dataclass(frozen=True)

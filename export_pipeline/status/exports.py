@@ -21,6 +21,7 @@ from export_pipeline.settings import Settings
 from export_pipeline.status.audit import AuditAction, record_event
 from export_pipeline.status.history import read_history
 from export_pipeline.status.models import Export, ExportStatus
+from export_pipeline.status.notifications import enqueue_export_notifications
 from export_pipeline.storage import FileFacts
 
 UNSETTLED = (ExportStatus.PENDING, ExportStatus.PROCESSING)
@@ -143,7 +144,8 @@ def mark_completed(
     large_threshold: int = DEFAULT_LARGE_EXPORT_LEADS,
 ) -> bool:
     """Record a finished file; the `completed` event says `large` when the export has at
-    least `large_threshold` leads, so the statistics keep the threshold of that time."""
+    least `large_threshold` leads, so the statistics keep the threshold of that time.
+    The requester's notifications are queued in the same transaction."""
     changed = _transition(
         session,
         export,
@@ -172,10 +174,13 @@ def mark_completed(
             },
             at=at,
         )
+        enqueue_export_notifications(session, export, at=at)
     return changed
 
 
 def mark_failed(session: Session, export: Export, *, error: str, at: datetime) -> bool:
+    """Record a failure and its readable reason, and queue the requester's notifications
+    in the same transaction."""
     changed = _transition(
         session,
         export,
@@ -193,6 +198,7 @@ def mark_failed(session: Session, export: Export, *, error: str, at: datetime) -
             details={"error": error},
             at=at,
         )
+        enqueue_export_notifications(session, export, at=at)
     return changed
 
 
@@ -214,6 +220,32 @@ def mark_cancelled(
             actor_id=actor_id,
             source_id=export.source_id,
             export_id=export.id,
+            at=at,
+        )
+    return changed
+
+
+def mark_expired(
+    session: Session, export: Export, *, at: datetime, details: dict[str, object] | None = None
+) -> bool:
+    """`completed -> expired`, once retention has deleted the file, with an `expired`
+    event holding `details`; False for an export that is not completed (already
+    expired, say). The file's facts stay, for the history."""
+    changed = _transition(
+        session,
+        export,
+        ExportStatus.EXPIRED,
+        from_statuses=(ExportStatus.COMPLETED,),
+        values={},
+        at=at,
+    )
+    if changed:
+        record_event(
+            session,
+            AuditAction.EXPIRED,
+            source_id=export.source_id,
+            export_id=export.id,
+            details=details,
             at=at,
         )
     return changed

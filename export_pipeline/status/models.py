@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -80,6 +81,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    email: Mapped[str | None] = mapped_column(String(320))
+    """Where mail about the user's exports goes; none is sent while it is unset."""
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="user")
     permissions: Mapped[list[SourcePermission]] = relationship(back_populates="user")
@@ -150,8 +153,49 @@ class Export(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """Last sign of life of the run working on the export, every few seconds."""
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    schedule_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    """The export schedule that filed this export, if one did; kept after the schedule
+    is deleted, like an audit event's export id."""
 
     requester: Mapped[User] = relationship()
+
+
+class ExportSchedule(Base):
+    """A recurring export: filters and options filed as an export request, with the
+    owner as requester, at every tick of `cron` in `time_zone`.
+
+    `filters` are stored as given, without a time zone of their own: the schedule's
+    applies. `next_tick_at` is the next tick to file, null while the schedule is paused.
+    Filing a tick and moving `next_tick_at` on happen in one transaction, conditional on
+    `next_tick_at` still being the tick filed, so each tick is filed at most once.
+    """
+
+    __tablename__ = "export_schedules"
+    __table_args__ = (
+        Index("ix_export_schedules_due", "enabled", "next_tick_at"),
+        Index("ix_export_schedules_source", "source_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source_id: Mapped[int] = mapped_column(Integer)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(100))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """The last tick handled, whether it filed an export or was skipped."""
+    last_export_id: Mapped[str | None] = mapped_column(String(36))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    """Why the last skipped tick filed nothing; cleared by the next filing."""
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    owner: Mapped[User] = relationship()
 
 
 class DownloadLink(Base):
@@ -196,3 +240,71 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     export_id: Mapped[str] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NotificationChannel(enum.StrEnum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+
+
+class WebhookScope(enum.StrEnum):
+    """Whose webhook a notification goes to, and so which secret signs it."""
+
+    SOURCE = "source"
+    REQUEST = "request"
+
+
+class SourceWebhook(Base):
+    """The webhook a source's admins set. The secret is kept readable, unlike API keys:
+    the server needs it to sign every notification."""
+
+    __tablename__ = "source_webhooks"
+
+    source_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(100))
+    set_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ExportWebhook(Base):
+    """The webhook an export request named in `notify`, with its own secret."""
+
+    __tablename__ = "export_webhooks"
+
+    export_id: Mapped[str] = mapped_column(
+        ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Notification(Base):
+    """One message to deliver about an export (the outbox).
+
+    Written in the transaction that settles the export, delivered later by a sensor.
+    Pending while `next_attempt_at` is set; delivered once `delivered_at` is set; given
+    up once `given_up_at` is set, with the reason in `last_error`.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "next_attempt_at"),
+        Index("ix_notifications_export", "export_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    export_id: Mapped[str] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    """The webhook URL or the email address."""
+    webhook_scope: Mapped[str | None] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The event and the export's facts at that moment; never lead values or secrets."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
