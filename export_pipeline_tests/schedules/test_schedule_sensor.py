@@ -165,9 +165,14 @@ def test_a_schedule_whose_owner_lost_the_exporter_role_files_nothing(
     evaluate(definitions, instance, FIRST_TICK)
 
     assert sqlite_product.exports() == []
+    audited = {
+        event.details["schedule_id"]: event.details["error"]
+        for event in sqlite_product.events("failed")
+    }
     for schedule_id, name in ((demoted, "former-exporter"), (removed, "former-member")):
         error = sqlite_product.stored_schedule(schedule_id).last_error
         assert f"owner '{name}' no longer has the exporter role" in error
+        assert audited[schedule_id] == error
 
 
 def test_a_schedule_of_a_source_that_is_gone_files_nothing(sqlite_product, definitions, instance):
@@ -206,3 +211,32 @@ def test_a_filed_export_runs_like_any_other(sqlite_product, definitions, instanc
     (done,) = sqlite_product.exports()
     assert done.status == "completed"
     assert done.lead_count == 2
+
+
+def test_a_tick_in_the_repeated_autumn_hour_files_one_export(sqlite_product, definitions, instance):
+    # 02:30 happens twice in Berlin on 2026-10-25: at 00:30 and at 01:30 UTC.
+    schedule_id = sqlite_product.schedule(
+        cron="30 2 * * *", created_at=datetime(2026, 10, 24, 12, tzinfo=UTC)
+    )
+
+    evaluate(definitions, instance, datetime(2026, 10, 25, 0, 30, 10, tzinfo=UTC))
+    evaluate(definitions, instance, datetime(2026, 10, 25, 1, 30, 10, tzinfo=UTC))
+
+    (export,) = sqlite_product.exports()
+    assert export.requested_at == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    next_tick = sqlite_product.stored_schedule(schedule_id).next_tick_at
+    assert next_tick == datetime(2026, 10, 26, 1, 30, tzinfo=UTC)
+
+
+def test_a_tick_in_the_skipped_spring_hour_files_when_the_clocks_moved_on(
+    sqlite_product, definitions, instance
+):
+    # 02:30 does not exist in Berlin on 2026-03-29: the tick comes at 03:00 CEST.
+    sqlite_product.schedule(cron="30 2 * * *", created_at=datetime(2026, 3, 28, 12, tzinfo=UTC))
+
+    evaluate(definitions, instance, datetime(2026, 3, 29, 0, 59, tzinfo=UTC))
+    assert sqlite_product.exports() == []
+    evaluate(definitions, instance, datetime(2026, 3, 29, 1, 0, 5, tzinfo=UTC))
+
+    (export,) = sqlite_product.exports()
+    assert export.requested_at == datetime(2026, 3, 29, 1, tzinfo=UTC)
