@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from export_pipeline.engine.filters import ExportFilters, parse_moment
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.status.audit import AuditAction, AuditEntry
 from export_pipeline.status.links import LinkState
 from export_pipeline.status.models import Export, ExportStatus, Role
+from export_pipeline.status.notifications import MAX_WEBHOOK_URL_LENGTH, check_webhook_url
 from export_pipeline.status.stats import StatsPeriod, UsageRow
 
 
@@ -45,6 +46,13 @@ class ExportRequest(BaseModel):
 
     filters: ExportFilters = Field(default_factory=ExportFilters)
     options: ExportOptions = Field(default_factory=ExportOptions)
+    notify: NotifyRequest | None = Field(
+        default=None,
+        description=(
+            "Also post the export's outcome to this webhook, signed with a secret of this "
+            "request's own, which the 202 answer shows once as `notify.secret`."
+        ),
+    )
 
 
 class ExportOut(BaseModel):
@@ -112,6 +120,67 @@ def _percent(export: Export) -> int | None:
     if export.lead_total == 0:
         return 100
     return min(100, export.leads_written * 100 // export.lead_total)
+
+
+WebhookUrl = Annotated[
+    str,
+    Field(
+        max_length=MAX_WEBHOOK_URL_LENGTH,
+        description="An http(s) URL, at most 2000 characters, without user name or password.",
+        examples=["https://hooks.example.com/exports"],
+    ),
+    AfterValidator(check_webhook_url),
+]
+
+
+class NotifyRequest(BaseModel):
+    """Who else to tell when the export completes or fails; the requester's email (see
+    `PATCH /me`) and the source's webhook are told anyway."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: WebhookUrl
+
+
+class NotifyOut(BaseModel):
+    webhook_url: str
+    secret: str = Field(
+        description=(
+            "Signs this export's webhook notifications (`X-Export-Signature`). Shown only "
+            "in this answer (and in an idempotent replay of the same request)."
+        )
+    )
+
+
+class NewExportOut(ExportOut):
+    """A queued export, as the answer to the request that made it."""
+
+    notify: NotifyOut | None = Field(
+        default=None,
+        description="The request's own webhook and its secret; left out when it named none.",
+    )
+
+
+class WebhookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+
+
+class WebhookOut(BaseModel):
+    url: str = Field(description="Where the source's export notifications are posted.")
+
+
+class NewWebhookOut(WebhookOut):
+    secret: str = Field(
+        description=(
+            "Signs the source's webhook notifications (`X-Export-Signature`). Shown only in "
+            "this answer; setting the webhook again makes a new one."
+        )
+    )
+
+
+ExportRequest.model_rebuild()
 
 
 class PreviewOut(BaseModel):

@@ -24,6 +24,8 @@ from export_pipeline.api.schemas import (
     ExportList,
     ExportOut,
     ExportRequest,
+    NewExportOut,
+    NotifyOut,
     PreviewOut,
 )
 from export_pipeline.api.validation import check_request_against_source
@@ -40,6 +42,11 @@ from export_pipeline.status.idempotency import (
     request_fingerprint,
 )
 from export_pipeline.status.models import Export, ExportStatus, Role
+from export_pipeline.status.notifications import (
+    carry_export_webhook,
+    get_export_webhook,
+    subscribe_export_webhook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +60,12 @@ router = APIRouter(tags=["exports"])
     description=(
         "Validates the filters and options against the source, freezes them at the "
         "request time and queues the export as `pending`; a background run writes the "
-        "file. Answers with the export and its URL in `Location`. Needs the exporter role."
+        "file. Answers with the export and its URL in `Location`. Needs the exporter role. "
+        "With `notify.webhook_url`, the outcome is also posted there, signed with the "
+        "secret this answer shows once."
     ),
     response_description="The queued export.",
+    response_model_exclude_unset=True,
     responses={
         status.HTTP_202_ACCEPTED: {
             "headers": {
@@ -91,7 +101,7 @@ def create_export(
             ),
         ),
     ] = None,
-) -> ExportOut:
+) -> NewExportOut:
     access.require(Role.EXPORTER)
     export_request = export_request or ExportRequest()
     fingerprint = request_fingerprint(access.source_id, export_request.model_dump(mode="json"))
@@ -100,7 +110,7 @@ def create_export(
         if replayed is not None:
             response.headers["Location"] = _location(request, replayed.id)
             response.headers["Idempotent-Replayed"] = "true"
-            return ExportOut.from_export(replayed)
+            return _new_export_out(session, replayed)
 
     with lead_store.reading() as connection:
         catalog = read_catalog(connection, access.source_id)
@@ -119,6 +129,10 @@ def create_export(
         options=export_request.options,
         requested_at=requested_at,
     )
+    if export_request.notify is not None:
+        subscribe_export_webhook(
+            session, export.id, export_request.notify.webhook_url, at=requested_at
+        )
     if idempotency_key is not None:
         remember_key(session, user.id, idempotency_key, fingerprint, export.id, requested_at)
     try:
@@ -134,7 +148,17 @@ def create_export(
     log.info("export %s requested on source %d by user %d", export.id, export.source_id, user.id)
 
     response.headers["Location"] = _location(request, export.id)
-    return ExportOut.from_export(export)
+    return _new_export_out(session, export)
+
+
+def _new_export_out(session: Session, export: Export) -> NewExportOut:
+    """The export and, when its request named a webhook, that webhook's secret; without
+    one, `notify` is left out and the answer is what `GET /exports/{id}` answers."""
+    answer = ExportOut.from_export(export).model_dump()
+    webhook = get_export_webhook(session, export.id)
+    if webhook is not None:
+        answer["notify"] = NotifyOut(webhook_url=webhook.url, secret=webhook.secret)
+    return NewExportOut(**answer)
 
 
 def _replay(session: Session, user_id: int, key: str, fingerprint: str) -> Export | None:
@@ -226,7 +250,9 @@ def cancel_export(access: ExportAccessDep, session: SessionDep, user: CurrentUse
     summary="Request a failed or cancelled export again",
     description=(
         "Queues a new export with the same filters, frozen as they were (the same "
-        "request-time cut-off), and the same options. Needs the exporter role."
+        "request-time cut-off), and the same options. A webhook the original request "
+        "named in `notify` is told the retry's outcome too, signed with the same secret. "
+        "Needs the exporter role."
     ),
     responses=error_responses(
         status.HTTP_401_UNAUTHORIZED,
@@ -264,6 +290,7 @@ def retry_export(
         requested_at=datetime.now(UTC),
         retry_of=original.id,
     )
+    carry_export_webhook(session, original.id, export.id, at=export.requested_at)
     session.commit()
     log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original.id)
     response.headers["Location"] = _location(request, export.id)

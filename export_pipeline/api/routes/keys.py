@@ -1,4 +1,4 @@
-"""The caller's own account: who they are, their roles, and their API keys.
+"""The caller's own account: who they are, their roles, their email and their API keys.
 
 Every user may manage their own keys, whatever their roles. A key is shown once, in
 the answer that creates it; listings show its id and prefix only.
@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from export_pipeline.api.deps import CurrentUser, SessionDep, bearer_scheme
 from export_pipeline.api.errors import error_responses
 from export_pipeline.status.audit import AuditAction
 from export_pipeline.status.models import ApiKey, Role
+from export_pipeline.status.notifications import normalize_email, set_user_email
 from export_pipeline.status.users import (
     create_api_key,
     find_api_key,
@@ -45,6 +46,31 @@ class SourceRoleOut(BaseModel):
 class MeOut(BaseModel):
     name: str
     roles: list[SourceRoleOut] = Field(description="The caller's role on each source, by id.")
+
+
+class MeUpdatedOut(MeOut):
+    email: str | None = Field(
+        description="Where mail about the caller's exports goes; null for none."
+    )
+
+
+class MeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(
+        default=None,
+        max_length=320,
+        description=(
+            "Where to mail when the caller's exports complete or fail; null stops the mail. "
+            "Left out, the address stays as it is."
+        ),
+        examples=["ada@example.com"],
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _valid_address(cls, email: str | None) -> str | None:
+        return normalize_email(email) if email is not None else None
 
 
 class ApiKeyOut(BaseModel):
@@ -86,6 +112,24 @@ def read_me(session: SessionDep, user: CurrentUser) -> MeOut:
         name=user.name,
         roles=[SourceRoleOut(source_id=source_id, role=role) for source_id, role in roles],
     )
+
+
+@router.patch(
+    "/me",
+    summary="Change the caller's email address",
+    description=(
+        "Mail about the caller's exports (completed or failed) goes to `email`, when the "
+        "server has a mail server; null removes the address. Answers with the caller's "
+        "account and the address now in force."
+    ),
+    responses=error_responses(status.HTTP_401_UNAUTHORIZED),
+)
+def update_me(session: SessionDep, user: CurrentUser, update: MeUpdate) -> MeUpdatedOut:
+    if "email" in update.model_fields_set:
+        set_user_email(session, user, update.email)
+        session.commit()
+        log.info("email of user %d %s", user.id, "set" if update.email else "removed")
+    return MeUpdatedOut(**read_me(session, user).model_dump(), email=user.email)
 
 
 @router.get(
