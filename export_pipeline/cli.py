@@ -32,6 +32,7 @@ from export_pipeline.status import users
 from export_pipeline.status.audit import AuditAction
 from export_pipeline.status.database import make_engine, make_session_factory, migrate
 from export_pipeline.status.models import ApiKey, Role, User
+from export_pipeline.status.notifications import normalize_email, set_user_email
 
 
 class UserError(click.ClickException):
@@ -266,6 +267,18 @@ def parse_id(_context: click.Context, parameter: click.Parameter, value: str | N
     return number
 
 
+def parse_email(
+    _context: click.Context, _parameter: click.Parameter, value: str | None
+) -> str | None:
+    """A valid address, normalized; `error: ...` rather than a usage error otherwise."""
+    if value is None:
+        return None
+    try:
+        return normalize_email(value)
+    except ValueError as error:
+        raise UserError(f"{value!r} is {error}") from None
+
+
 @users_group.command("create")
 @click.argument("name")
 @click.option(
@@ -276,13 +289,23 @@ def parse_id(_context: click.Context, parameter: click.Parameter, value: str | N
     metavar="SOURCE_ID[:ROLE]",
     help="Give the user a role (viewer, exporter, admin; default exporter) on a source.",
 )
+@click.option(
+    "--email",
+    metavar="ADDR",
+    callback=parse_email,
+    help="Mail the user when their exports complete or fail (needs a mail server).",
+)
 @pass_context
-def create_user_command(context: Context, name: str, grants: list[tuple[int, Role]]) -> None:
+def create_user_command(
+    context: Context, name: str, grants: list[tuple[int, Role]], email: str | None
+) -> None:
     """Create user NAME and print a new API key for it, once."""
     granted = [(find_source(context, source_id), role) for source_id, role in grants]
 
     with reported_as_user_errors(), context.status_sessions().begin() as session:
         user = users.create_user(session, name)
+        if email is not None:
+            set_user_email(session, user, email)
         for source, role in granted:
             previous = users.grant_role(session, user, source.source_id, role)
             record_role_granted(session, user, source.source_id, role, previous)
@@ -292,11 +315,37 @@ def create_user_command(context: Context, name: str, grants: list[tuple[int, Rol
         )
 
     click.echo(f'user "{user.name}" created', err=True)
+    if user.email:
+        click.echo(f"  mail about exports goes to {user.email}", err=True)
     for source, role in granted:
         click.echo(f"  {describe_role(source, role)}", err=True)
     if not granted:
         click.echo("  no role on any source; give one with `export-pipeline users grant`", err=True)
     print_api_key(key)
+
+
+@users_group.command("set-email")
+@click.argument("name")
+@click.argument("address", metavar="ADDR", required=False, callback=parse_email)
+@click.option("--clear", is_flag=True, help="Remove the address: no more mail to the user.")
+@pass_context
+def set_email_command(context: Context, name: str, address: str | None, clear: bool) -> None:
+    """Mail user NAME at ADDR when their exports complete or fail, or stop with --clear.
+
+    Mail goes out only while a mail server is configured (EXPORT_PIPELINE_SMTP_HOST).
+    """
+    if clear == (address is not None):
+        msg = "give either an ADDR or --clear"
+        raise UserError(msg)
+
+    with context.status_sessions().begin() as session:
+        user = find_user(session, name)
+        set_user_email(session, user, address)
+
+    if address is None:
+        click.echo(f'user "{name}": email address removed; no more mail about exports')
+    else:
+        click.echo(f'user "{name}": mail about exports goes to {user.email}')
 
 
 @users_group.command("grant")
