@@ -85,6 +85,9 @@ class ExportOut(BaseModel):
         description="Percent of the matching leads written, 0 to 100, once the run counted."
     )
     attempts: int = Field(description="Runs attempts so far, automatic retries included.")
+    schedule_id: str | None = Field(
+        default=None, description="The export schedule that filed this export, if one did."
+    )
 
     @classmethod
     def from_export(cls, export: Export) -> ExportOut:
@@ -109,6 +112,7 @@ class ExportOut(BaseModel):
             leads_written=export.leads_written,
             progress=_percent(export),
             attempts=export.attempts or 0,
+            schedule_id=export.schedule_id,
         )
 
 
