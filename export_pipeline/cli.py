@@ -223,12 +223,15 @@ def users_group() -> None:
 
 def parse_grant(value: str) -> tuple[int, Role]:
     """`SOURCE_ID[:ROLE]` as a source id and a role (exporter when none is given)."""
-    source_text, _, role_text = value.partition(":")
+    source_text, colon, role_text = value.partition(":")
     try:
         source_id = int(source_text)
     except ValueError:
         msg = f"{value!r} is not SOURCE_ID[:ROLE]; the source id is a number"
         raise UserError(msg) from None
+    if colon and not role_text:
+        msg = f"{value!r} names no role after the colon; use one of {', '.join(Role)}"
+        raise UserError(msg)
     try:
         role = Role(role_text or Role.EXPORTER.value)
     except ValueError:
@@ -556,10 +559,18 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
     help="How many leads to add (about one second per thousand).",
 )
 @click.option("--seed", default=7, show_default=True, help="Same seed, same leads.")
+@click.option(
+    "--source",
+    "source_name",
+    default=DEMO_SOURCE_NAME,
+    show_default=True,
+    help="The source to add them to; created when missing.",
+)
 @click.option("--if-empty", is_flag=True, help="Do nothing if the lead store has a source.")
 @pass_context
-def demo(context: Context, lead_count: int, seed: int, if_empty: bool) -> None:
-    """Add made-up leads to the source "Demo leads" and print an API key of user "demo".
+def demo(context: Context, lead_count: int, seed: int, source_name: str, if_empty: bool) -> None:
+    """Add made-up leads to a source ("Demo leads" unless --source names another) and
+    print an API key of user "demo".
 
     The user is created when missing and made admin of the source, so that `serve`
     has something to export on a fresh machine.
@@ -575,7 +586,9 @@ def demo(context: Context, lead_count: int, seed: int, if_empty: bool) -> None:
             return
 
     with reported_as_user_errors():
-        result = seed_demo_leads(context.lead_store, count=lead_count, seed=seed)
+        result = seed_demo_leads(
+            context.lead_store, count=lead_count, seed=seed, source_name=source_name
+        )
 
     with context.status_sessions().begin() as session:
         user = users.find_user(session, DEMO_USER_NAME) or users.create_user(

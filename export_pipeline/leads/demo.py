@@ -142,13 +142,18 @@ def demo_leads(count: int, *, seed: int, now: datetime) -> NewLeads:
 
 
 def seed_demo_leads(
-    store: LeadStore, *, count: int, seed: int, now: datetime | None = None
+    store: LeadStore,
+    *,
+    count: int,
+    seed: int,
+    source_name: str = DEMO_SOURCE_NAME,
+    now: datetime | None = None,
 ) -> AppendResult:
-    """Append `demo_leads` to the source `Demo leads`, creating it if needed."""
+    """Append `demo_leads` to the source `source_name`, creating it if needed."""
     now = now or datetime.now(UTC)
     new = demo_leads(count, seed=seed, now=now)
     with store.writing() as connection:
-        return append_leads(connection, DEMO_SOURCE_NAME, new)
+        return append_leads(connection, source_name, new)
 
 
 def _contact(fake: Faker) -> dict[str, str]:

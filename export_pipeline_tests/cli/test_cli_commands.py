@@ -133,6 +133,7 @@ def test_users_create_prints_a_key_once_that_authenticates(cli: Cli, us_500: Pat
         (["users", "create", "bob", "--grant", "2"], "the lead store has no source 2"),
         (["users", "create", "bob", "--grant", "x:admin"], "the source id is a number"),
         (["users", "create", "bob", "--grant", "1:owner"], "'owner' is not a role"),
+        (["users", "create", "bob", "--grant", "1:"], "names no role after the colon"),
         (["users", "create", "  "], "a user name must not be blank"),
         (["users", "add-key", "nobody"], "there is no user named 'nobody'"),
         (["users", "grant", "nobody", "1"], "there is no user named 'nobody'"),
