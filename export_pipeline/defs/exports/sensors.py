@@ -42,6 +42,10 @@ _UNFINISHED = (
     DagsterRunStatus.STARTING,
     DagsterRunStatus.STARTED,
 )
+WORKER_LOST = "the export run's worker stopped responding: it was killed or ran out of memory"
+DAGSTER_OUTSIDE_FAILURE = "This run has been marked as failed from outside the execution context."
+"""What Dagster records when a run's process vanished, e.g. its code server saw the
+worker exit on a signal; the crash itself is only told in an engine event."""
 CANCEL_WATCH = timedelta(hours=1)
 """How long after a cancellation the sensor still makes sure its run stops."""
 
@@ -96,7 +100,12 @@ def export_status_sensor(
         for export in unsettled:
             record = runs.get(export.id)
             if record is not None and _sync_export(
-                session, context.instance, export, record, status_table.large_export_leads
+                session,
+                context.instance,
+                export_storage,
+                export,
+                record,
+                status_table.large_export_leads,
             ):
                 moved += 1
         stopped = _stop_cancelled_runs(session, context.instance, export_storage, now)
@@ -120,10 +129,7 @@ def _fail_silent_runs(
         record = _latest_runs(instance, [export.id]).get(export.id)
         if record is None or record.dagster_run.status not in _UNFINISHED:
             continue  # a finished run is synced below, whatever its heartbeat says
-        reason = (
-            f"the export run stopped responding for over {SILENT_RUN_SECONDS:.0f} s "
-            "(its worker was killed or ran out of memory); retry the export"
-        )
+        reason = f"{WORKER_LOST} (silent for over {SILENT_RUN_SECONDS:.0f} s); retry the export"
         instance.report_run_failed(record.dagster_run, message=reason)
         export_storage.storage().discard_partial(export.id)
         if status_exports.mark_failed(session, export, error=reason, at=now):
@@ -178,13 +184,15 @@ def _latest_runs(instance: dg.DagsterInstance, export_ids: Sequence[str]) -> dic
 
 
 def _sync_export(
-    session,
+    session: Session,
     instance: dg.DagsterInstance,
+    export_storage: ExportStorageResource,
     export: Export,
     record: RunRecord,
     large_threshold: int,
 ) -> bool:
-    """Bring one export in line with its run; True if its status changed."""
+    """Bring one export in line with its run; True if its status changed. A run that
+    ended without a file may have left a partial one, if its worker was killed."""
     run = record.dagster_run
     now = datetime.now(UTC)
     if export.dagster_run_id != run.run_id:
@@ -211,6 +219,8 @@ def _sync_export(
             at=ended_at,
             large_threshold=large_threshold,
         )
+    if run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        export_storage.storage().discard_partial(export.id)
     if run.status == DagsterRunStatus.FAILURE:
         status_exports.mark_processing(session, export, at=started_at)
         return status_exports.mark_failed(
@@ -247,8 +257,11 @@ def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
             if error is not None:
                 return _readable_error(error.cls_name, error.message)
     for event in events:
-        if event.dagster_event and event.dagster_event.message:
-            return _first_line(event.dagster_event.message)
+        message = event.dagster_event.message if event.dagster_event else None
+        if message == DAGSTER_OUTSIDE_FAILURE:
+            return f"{WORKER_LOST}; retry the export"
+        if message:
+            return _first_line(message)
     return "the run failed without recording a reason; see its logs in Dagster"
 
 
