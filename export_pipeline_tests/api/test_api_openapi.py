@@ -18,6 +18,9 @@ def test_the_openapi_document_describes_the_interface(client):
         ("GET", "/api/v1/sources"): ["401"],
         ("POST", "/api/v1/sources/{source_id}/exports"): ["401", "403", "404", "422", "503"],
         ("GET", "/api/v1/sources/{source_id}/exports"): ["401", "404", "422"],
+        ("POST", "/api/v1/sources/{source_id}/exports/preview"): ["401", "403", "404", "422"],
+        ("POST", "/api/v1/exports/{export_id}/cancel"): ["401", "403", "404", "409"],
+        ("POST", "/api/v1/exports/{export_id}/retry"): ["401", "403", "404", "409"],
         ("GET", "/api/v1/exports/{export_id}"): ["401", "404"],
         ("POST", "/api/v1/exports/{export_id}/links"): ["401", "403", "404", "409", "422"],
         ("GET", "/api/v1/exports/{export_id}/links"): ["401", "403", "404"],
@@ -29,11 +32,20 @@ def test_the_openapi_document_describes_the_interface(client):
         ("PUT", "/api/v1/sources/{source_id}/members/{name}"): ["401", "403", "404", "409"],
         ("DELETE", "/api/v1/sources/{source_id}/members/{name}"): ["401", "403", "404", "409"],
         ("GET", "/api/v1/me"): ["401"],
+        ("PATCH", "/api/v1/me"): ["401", "422"],
         ("GET", "/api/v1/me/keys"): ["401"],
         ("POST", "/api/v1/me/keys"): ["401"],
         ("DELETE", "/api/v1/me/keys/{key_id}"): ["401", "404"],
         ("GET", "/api/v1/sources/{source_id}/audit"): ["401", "403", "404", "422"],
         ("GET", "/api/v1/sources/{source_id}/exports/stats"): ["401", "403", "404", "422"],
+        ("PUT", "/api/v1/sources/{source_id}/webhook"): ["401", "403", "404", "422"],
+        ("GET", "/api/v1/sources/{source_id}/webhook"): ["401", "403", "404"],
+        ("DELETE", "/api/v1/sources/{source_id}/webhook"): ["401", "403", "404"],
+        ("POST", "/api/v1/sources/{source_id}/export-schedules"): ["401", "403", "404", "422"],
+        ("GET", "/api/v1/sources/{source_id}/export-schedules"): ["401", "404"],
+        ("GET", "/api/v1/export-schedules/{schedule_id}"): ["401", "404"],
+        ("PATCH", "/api/v1/export-schedules/{schedule_id}"): ["401", "403", "404", "422"],
+        ("DELETE", "/api/v1/export-schedules/{schedule_id}"): ["401", "403", "404"],
     }
     assert set(operations) == set(expected)
     for key, errors in expected.items():
@@ -44,7 +56,7 @@ def test_the_openapi_document_describes_the_interface(client):
         assert secured == (key != ("GET", "/api/v1/health")), key
     created = operations[("POST", "/api/v1/sources/{source_id}/exports")]["responses"]["202"]
     assert created["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ExportOut"
+        "$ref": "#/components/schemas/NewExportOut"
     }
     assert "Location" in created["headers"]
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
