@@ -4,10 +4,19 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from export_pipeline.api.deps import (
     SOURCE_NOT_FOUND,
@@ -15,6 +24,7 @@ from export_pipeline.api.deps import (
     ExportAccessDep,
     LeadStoreDep,
     SessionDep,
+    SettingsDep,
     SourceAccessDep,
     deny,
 )
@@ -29,11 +39,13 @@ from export_pipeline.api.schemas import (
     PreviewOut,
 )
 from export_pipeline.api.validation import check_request_against_source
+from export_pipeline.defs.exports.launch import launch_export_run
 from export_pipeline.engine.export import count_matching
 from export_pipeline.engine.filters import ExportFilters, FrozenFilters, freeze_filters
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.leads.catalog import get_source, read_catalog
-from export_pipeline.status.exports import get_export, mark_cancelled, request_export
+from export_pipeline.settings import Settings
+from export_pipeline.status.exports import attach_run, get_export, mark_cancelled, request_export
 from export_pipeline.status.history import CursorError, HistoryFilters, read_history
 from export_pipeline.status.idempotency import (
     MAX_KEY_LENGTH,
@@ -86,10 +98,12 @@ router = APIRouter(tags=["exports"])
 def create_export(
     access: SourceAccessDep,
     session: SessionDep,
+    settings: SettingsDep,
     lead_store: LeadStoreDep,
     user: CurrentUser,
     request: Request,
     response: Response,
+    background: BackgroundTasks,
     export_request: ExportRequest | None = None,
     idempotency_key: Annotated[
         str | None,
@@ -146,6 +160,15 @@ def create_export(
         response.headers["Idempotent-Replayed"] = "true"
         export = replayed
     log.info("export %s requested on source %d by user %d", export.id, export.source_id, user.id)
+    if settings.launch_from_api and export.dagster_run_id is None:
+        background.add_task(
+            _hand_to_dagster,
+            settings,
+            request.app.state.session_factory,
+            export.id,
+            export.source_id,
+            user.name,
+        )
 
     response.headers["Location"] = _location(request, export.id)
     return _new_export_out(session, export)
@@ -170,6 +193,23 @@ def _replay(session: Session, user_id: int, key: str, fingerprint: str) -> Expor
         msg = "this Idempotency-Key was already used for a different request; use a new key"
         raise HTTPException(status.HTTP_409_CONFLICT, msg)
     return get_export(session, known.export_id)
+
+
+def _hand_to_dagster(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    export_id: str,
+    source_id: int,
+    requested_by: str,
+) -> None:
+    """Launch the export's run now rather than at the request sensor's next tick. Runs
+    after the answer is sent, so the requester never waits for Dagster; the request is
+    stored already, so a Dagster that cannot be reached only delays the run."""
+    run_id = launch_export_run(settings.dagster_url, export_id, source_id, requested_by)
+    if run_id is not None:
+        with sessions() as session:
+            attach_run(session, export_id, run_id, at=datetime.now(UTC))
+            session.commit()
 
 
 def _location(request: Request, export_id: str) -> str:
@@ -265,10 +305,12 @@ def cancel_export(access: ExportAccessDep, session: SessionDep, user: CurrentUse
 def retry_export(
     access: ExportAccessDep,
     session: SessionDep,
+    settings: SettingsDep,
     lead_store: LeadStoreDep,
     user: CurrentUser,
     request: Request,
     response: Response,
+    background: BackgroundTasks,
 ) -> ExportOut:
     access.require(Role.EXPORTER)
     original = access.export
@@ -293,6 +335,15 @@ def retry_export(
     carry_export_webhook(session, original.id, export.id, at=export.requested_at)
     session.commit()
     log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original.id)
+    if settings.launch_from_api and export.dagster_run_id is None:
+        background.add_task(
+            _hand_to_dagster,
+            settings,
+            request.app.state.session_factory,
+            export.id,
+            export.source_id,
+            user.name,
+        )
     response.headers["Location"] = _location(request, export.id)
     return ExportOut.from_export(export)
 

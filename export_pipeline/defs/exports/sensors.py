@@ -95,7 +95,7 @@ def export_status_sensor(
     with status_table.session() as session:
         silent = _fail_silent_runs(session, context.instance, export_storage, now)
         unsettled = list(status_exports.unsettled_exports(session))
-        runs = _latest_runs(context.instance, [export.id for export in unsettled])
+        runs = _latest_runs(context.instance, unsettled)
         moved = 0
         for export in unsettled:
             record = runs.get(export.id)
@@ -126,7 +126,7 @@ def _fail_silent_runs(
     since = now - timedelta(seconds=SILENT_RUN_SECONDS)
     failed = 0
     for export in status_exports.silent_exports(session, since=since):
-        record = _latest_runs(instance, [export.id]).get(export.id)
+        record = _latest_runs(instance, [export]).get(export.id)
         if record is None or record.dagster_run.status not in _UNFINISHED:
             continue  # a finished run is synced below, whatever its heartbeat says
         reason = f"{WORKER_LOST} (silent for over {SILENT_RUN_SECONDS:.0f} s); retry the export"
@@ -146,7 +146,7 @@ def _stop_cancelled_runs(
     """Stop the runs of recently cancelled exports, and remove a file that a run
     finished just as the export was cancelled."""
     cancelled = status_exports.recently_cancelled(session, since=now - CANCEL_WATCH)
-    runs = _latest_runs(instance, [export.id for export in cancelled])
+    runs = _latest_runs(instance, cancelled)
     stopped = 0
     for export in cancelled:
         record = runs.get(export.id)
@@ -169,16 +169,30 @@ def _stop_cancelled_runs(
     return stopped
 
 
-def _latest_runs(instance: dg.DagsterInstance, export_ids: Sequence[str]) -> dict[str, RunRecord]:
-    """The newest run of each export, by its export-id tag."""
+def _latest_runs(instance: dg.DagsterInstance, exports: Sequence[Export]) -> dict[str, RunRecord]:
+    """The run that speaks for each export: the one that claimed it, else its newest.
+
+    A second run of one export (launched by the API and by the request sensor in the
+    same instant) fails at once because the export is claimed; it must not speak for
+    the export.
+    """
     records = instance.get_run_records(
-        filters=RunsFilter(job_name=export_job.name, tags={EXPORT_ID_TAG: list(export_ids)})
+        filters=RunsFilter(
+            job_name=export_job.name, tags={EXPORT_ID_TAG: [export.id for export in exports]}
+        )
     )
+    claimed_by = {export.id: export.dagster_run_id for export in exports}
     latest: dict[str, RunRecord] = {}
     for record in records:
         export_id = record.dagster_run.tags[EXPORT_ID_TAG]
         known = latest.get(export_id)
-        if known is None or record.create_timestamp > known.create_timestamp:
+        if known is not None and known.dagster_run.run_id == claimed_by.get(export_id):
+            continue
+        if (
+            known is None
+            or record.dagster_run.run_id == claimed_by.get(export_id)
+            or record.create_timestamp > known.create_timestamp
+        ):
             latest[export_id] = record
     return latest
 
