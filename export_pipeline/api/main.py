@@ -13,11 +13,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
 from export_pipeline.api.access_log import AccessLogMiddleware, redact_uvicorn_access_log
-from export_pipeline.api.body_limit import BodySizeLimitMiddleware
+from export_pipeline.api.body_limit import MAX_BODY_BYTES, BodySizeLimitMiddleware
 from export_pipeline.api.deps import reject_nul_in_url
 from export_pipeline.api.errors import install_error_handlers
 from export_pipeline.api.routes import (
@@ -80,7 +81,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (health, sources, exports, downloads, members, keys, audit, notifications, schedules)
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
+    _document_body_limit(app)
     return app
+
+
+def _document_body_limit(app: FastAPI) -> None:
+    """Add the body-size middleware's 413 to every operation that takes a body; the
+    middleware answers before any route, so no route can declare it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for methods in document["paths"].values():
+            for operation in methods.values():
+                if "requestBody" in operation:
+                    operation["responses"]["413"] = {
+                        "description": f"The body is larger than {MAX_BODY_BYTES} bytes.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorOut"}
+                            }
+                        },
+                    }
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _log_to_stderr() -> None:
