@@ -21,6 +21,7 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(VENV)/bin/python -m bench
+	$(VENV)/bin/python -m bench.latency
 
 clean:
 	rm -rf .export_pipeline
