@@ -18,10 +18,8 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from fastapi import FastAPI
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 """A receiver rejects a timestamp further than this from its own clock."""
@@ -209,36 +207,3 @@ def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
-
-
-# The API
-
-
-class ApiServer:
-    """Uvicorn serving `app` from a background thread on a free loopback port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        host, port = self._socket.getsockname()
-        self.base_url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    def __enter__(self) -> ApiServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                msg = "the API server did not start within 10 s"
-                raise RuntimeError(msg)
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()

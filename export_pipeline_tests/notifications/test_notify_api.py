@@ -27,8 +27,9 @@ from export_pipeline.settings import Settings
 from export_pipeline.status.database import make_engine, make_session_factory, migrate
 from export_pipeline.status.models import ExportWebhook, Role, User
 from export_pipeline.status.users import create_user, grant_role, issue_api_key
+from export_pipeline_tests.api.conftest import ApiServer
 from export_pipeline_tests.notifications.conftest import LEADS_CSV, PUBLIC_URL, product_settings
-from export_pipeline_tests.notifications.notify_receivers import ApiServer, WebhookReceiver
+from export_pipeline_tests.notifications.notify_receivers import WebhookReceiver
 
 
 @dataclass(frozen=True)
