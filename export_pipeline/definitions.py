@@ -11,6 +11,7 @@ from export_pipeline.defs.exports.resources import (
     StatusTableResource,
 )
 from export_pipeline.defs.exports.sensors import (
+    API_LAUNCH_SECONDS,
     export_job,
     export_request_sensor,
     export_status_sensor,
@@ -40,6 +41,7 @@ def _export_definitions(settings: Settings) -> dg.Definitions:
             "status_table": StatusTableResource(
                 database_url=settings.status_database_url,
                 large_export_leads=settings.large_export_leads,
+                api_launch_seconds=API_LAUNCH_SECONDS if settings.launch_from_api else 0.0,
             ),
             "lead_store": LeadStoreResource(
                 path=str(settings.lead_store_path),

@@ -91,7 +91,11 @@ def _serve(
 ) -> int:
     _check_port_free(settings.api_host, settings.api_port, "EXPORT_PIPELINE_API_PORT")
     _check_port_free("127.0.0.1", settings.dagster_port, "EXPORT_PIPELINE_DAGSTER_PORT")
-    environment = prepare_environment(settings, dagster_config)
+    environment = {
+        **prepare_environment(settings, dagster_config),
+        "EXPORT_PIPELINE_LAUNCH_FROM_API": "true",
+        "EXPORT_PIPELINE_DAGSTER_PORT": str(settings.dagster_port),
+    }
     api = ApiClient(_local_host(settings.api_host), settings.api_port)
 
     children: list[Child] = []

@@ -30,9 +30,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dagster_port: int = 3000
-    launch_from_api: bool = True
-    """Launch each export's run from the API as soon as it is requested; without it the
-    request sensor starts runs, up to five seconds later."""
+    launch_from_api: bool = False
+    """Launch each export's run from the API as soon as it is requested, through the
+    Dagster webserver at `dagster_port`; without it the request sensor starts runs, up
+    to five seconds later. `serve` turns it on for the webserver it starts, so that an
+    API never launches runs into some other home's Dagster."""
     link_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     link_max_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     lead_store_wait_seconds: float = Field(default=600.0, ge=0)
@@ -50,6 +52,9 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     mail_from: str = "exports@localhost"
+    webhook_allow_private_addresses: bool = False
+    """Let webhooks point to loopback, private, link-local and other non-public addresses;
+    without it such a URL is refused when it is set and again before each delivery."""
     export_memory_limit: str = "128MB"
     """DuckDB's memory limit in an export run. DuckDB otherwise keeps every block it
     scanned cached, so a run's memory would grow with the lead store; the engine's own

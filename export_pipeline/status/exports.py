@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session
 
 from export_pipeline.engine.filters import ExportFilters, FrozenFilters
@@ -86,11 +86,19 @@ def list_exports(session: Session, source_id: int, *, limit: int = 100) -> Seque
     return read_history(session, source_id, limit=limit).items
 
 
-def exports_awaiting_run(session: Session, *, limit: int = 100) -> Sequence[Export]:
-    """Pending exports no Dagster run has picked up yet, oldest first."""
+def exports_awaiting_run(
+    session: Session, *, limit: int = 100, requested_before: datetime | None = None
+) -> Sequence[Export]:
+    """Pending exports no Dagster run has picked up yet, oldest first; only those
+    requested before `requested_before`, if given."""
+    recent = Export.requested_at < requested_before if requested_before is not None else true()
     return session.scalars(
         select(Export)
-        .where(Export.status == ExportStatus.PENDING.value, Export.dagster_run_id.is_(None))
+        .where(
+            Export.status == ExportStatus.PENDING.value,
+            Export.dagster_run_id.is_(None),
+            recent,
+        )
         .order_by(Export.requested_at)
         .limit(limit)
     ).all()

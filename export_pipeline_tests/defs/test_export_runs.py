@@ -61,6 +61,35 @@ def test_request_sensor_asks_for_one_tagged_run_per_pending_export(
     assert list(add_request.partition_keys) == [first, second]
 
 
+def test_request_sensor_adopts_a_run_the_api_launched_instead_of_starting_another(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    launched_by_api = product.request()
+    waiting = product.request()
+    # The API's launch queued a run but answered too late to record it on the export.
+    queued = instance.create_run_for_job(
+        job_def=definitions.resolve_job_def("lead_export_job"),
+        tags=export_run_tags(launched_by_api, product.source_id, "alice"),
+    )
+
+    context = dg.build_sensor_context(instance=instance, resources=definitions.resources)
+    sensed = export_request_sensor(context)
+
+    assert [request.run_key for request in sensed.run_requests] == [waiting]
+    assert product.export(launched_by_api).dagster_run_id == queued.run_id
+
+
+def test_request_sensor_leaves_new_requests_to_the_api_when_it_launches_runs(
+    product: Product, instance: dg.DagsterInstance
+):
+    definitions = build_definitions(product.settings.model_copy(update={"launch_from_api": True}))
+    product.request()
+
+    context = dg.build_sensor_context(instance=instance, resources=definitions.resources)
+
+    assert isinstance(export_request_sensor(context), dg.SkipReason)
+
+
 def test_request_sensor_skips_when_nothing_is_pending(
     definitions: dg.Definitions, instance: dg.DagsterInstance
 ):

@@ -24,6 +24,9 @@ class StatusTableResource(dg.ConfigurableResource):
 
     database_url: str
     large_export_leads: int = DEFAULT_LARGE_EXPORT_LEADS
+    api_launch_seconds: float = 0.0
+    """How long the request sensor leaves a new request to the API, which launches its
+    run itself when `launch_from_api` is on; 0 when it is off."""
     _sessions: sessionmaker[Session] | None = PrivateAttr(default=None)
 
     @contextmanager

@@ -1,7 +1,9 @@
 """Sensors that connect the status table and Dagster in both directions.
 
 `export_request_sensor` turns pending requests into a partition and a run; the run
-key is the export id, so Dagster never starts a second run for one request.
+key is the export id, so the sensor never starts a second run for one request. The
+API usually launches the run itself at once: the sensor leaves new requests to it for
+a while, and then only starts runs for requests that have no run tagged with their id.
 
 `export_status_sensor` keeps the status table in step with the runs. Rather than
 reacting to run events, which a sensor misses for good while the daemon is down or
@@ -35,6 +37,10 @@ export_job = dg.define_asset_job(
 
 SENSOR_INTERVAL_SECONDS = 1
 REQUESTS_PER_TICK = 50
+API_LAUNCH_SECONDS = 15.0
+"""How long a new request is left to the API's own launch before the request sensor
+starts it: longer than the API's launch timeout, so that a launch that answered late
+has created its run by then."""
 _ACTIVE = (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
 _UNFINISHED = (
     DagsterRunStatus.QUEUED,
@@ -59,13 +65,25 @@ CANCEL_WATCH = timedelta(hours=1)
 def export_request_sensor(
     context: dg.SensorEvaluationContext, status_table: StatusTableResource
 ) -> dg.SensorResult | dg.SkipReason:
+    now = datetime.now(UTC)
     with status_table.session() as session:
+        awaiting = status_exports.exports_awaiting_run(
+            session,
+            limit=REQUESTS_PER_TICK,
+            requested_before=now - timedelta(seconds=status_table.api_launch_seconds),
+        )
+        launched = _latest_runs(context.instance, awaiting) if awaiting else {}
+        for export_id, record in launched.items():
+            status_exports.attach_run(session, export_id, record.dagster_run.run_id, at=now)
         pending = [
             (export.id, export.source_id, export.requester.name)
-            for export in status_exports.exports_awaiting_run(session, limit=REQUESTS_PER_TICK)
+            for export in awaiting
+            if export.id not in launched
         ]
     if not pending:
-        return dg.SkipReason("no pending export requests")
+        return dg.SkipReason(
+            f"no pending export requests without a run ({len(launched)} launched by the API)"
+        )
 
     export_ids = [export_id for export_id, _, _ in pending]
     return dg.SensorResult(
