@@ -56,8 +56,13 @@ def exports_past_retention(
 def expire_export(
     session: Session, export_id: str, *, at: datetime, retention_days: int
 ) -> int | None:
-    """Mark a completed export `expired` and revoke its unrevoked download links, with an
+    """Mark a completed export `expired` and revoke its active download links, with an
     `expired` event and a `link_revoked` event per link (no actor: the system did it).
+
+    `at` is when this happens, the real current time, never the reference time the
+    retention period was counted back from: it becomes the export's `updated_at`, the
+    links' `revoked_at` and the events' time. A link already revoked, or expired by `at`,
+    keeps its state and time.
 
     Returns how many links were revoked, or None when the export is not completed
     (already expired, or gone): then nothing changes. The caller commits.
@@ -75,7 +80,9 @@ def expire_export(
 
     link_ids = session.scalars(
         select(DownloadLink.id).where(
-            DownloadLink.export_id == export_id, DownloadLink.revoked_at.is_(None)
+            DownloadLink.export_id == export_id,
+            DownloadLink.revoked_at.is_(None),
+            DownloadLink.expires_at > at,
         )
     ).all()
     if link_ids:

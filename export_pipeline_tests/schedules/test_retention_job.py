@@ -8,10 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from export_pipeline.definitions import build_definitions
 from export_pipeline.settings import Settings
+from export_pipeline.status.links import issue_link
 from export_pipeline.status.models import DownloadLink, Export
 from export_pipeline.storage import PARTIAL_DIR
 from export_pipeline_tests.schedules.conftest import completed_export, pending_export
@@ -73,10 +74,12 @@ def test_only_files_older_than_the_retention_period_are_deleted(
     )
     pending = pending_export(sqlite_product, requested_at=AS_OF - timedelta(days=90))
 
+    before = datetime.now(UTC)
     result = run_retention(definitions, instance)
 
     assert result.success
     assert not old_file.exists()
+    assert not old_file.parent.exists()
     assert not just_old_file.exists()
     assert boundary_file.exists()
     assert young_file.exists()
@@ -89,7 +92,8 @@ def test_only_files_older_than_the_retention_period_are_deleted(
     }
     with sqlite_product.sessions() as session:
         links = {link.export_id: link.revoked_at for link in session.scalars(select(DownloadLink))}
-    assert links == {old: AS_OF, young: None}
+    assert links[young] is None
+    assert before <= links[old] <= datetime.now(UTC)  # when the run revoked it, not AS_OF
     expired = sqlite_product.events("expired")
     assert sorted(event.export_id for event in expired) == sorted([old, just_old])
     assert {event.details["retention_days"] for event in expired} == {30}
@@ -168,3 +172,61 @@ def test_partial_folders_that_no_run_writes_are_removed(sqlite_product, definiti
     assert sorted(path.name for path in partial_root.iterdir()) == [pending]
     assert step_metadata(result)["partials_removed"] == 2
     assert statuses(sqlite_product)[completed] == "completed"
+
+
+def test_a_past_as_of_picks_the_exports_but_every_change_is_dated_now(product, instance):
+    """On SQLite and PostgreSQL: links issued after `as_of` are revoked at the run's time,
+    never before they were issued; links already expired or revoked stay as they were."""
+    now = datetime.now(UTC)
+    as_of = now - timedelta(minutes=20)
+    export_id, _ = completed_export(product, completed_at=as_of - timedelta(hours=2))
+    with product.sessions() as session, session.begin():
+        export = session.get_one(Export, export_id)
+        _, active = issue_link(session, export, product.owner_id, ttl=timedelta(hours=1), now=now)
+        _, lapsed = issue_link(
+            session,
+            export,
+            product.owner_id,
+            ttl=timedelta(hours=1),
+            now=as_of - timedelta(hours=2),
+        )
+        _, revoked = issue_link(
+            session,
+            export,
+            product.owner_id,
+            ttl=timedelta(hours=1),
+            now=as_of - timedelta(hours=1),
+        )
+        link_ids = {"active": active.id, "lapsed": lapsed.id, "revoked": revoked.id}
+    revoked_before = as_of - timedelta(minutes=30)
+    with product.sessions() as session, session.begin():
+        session.execute(
+            update(DownloadLink)
+            .where(DownloadLink.id == link_ids["revoked"])
+            .values(revoked_at=revoked_before)
+        )
+    definitions = build_definitions(product.settings)
+    config = {"retention_days": 0, "as_of": as_of.isoformat().replace("+00:00", "Z")}
+
+    started = datetime.now(UTC)
+    result = definitions.resolve_job_def("export_retention_job").execute_in_process(
+        run_config={"ops": {"expire_old_exports": {"config": config}}}, instance=instance
+    )
+    finished = datetime.now(UTC)
+
+    assert result.success
+    assert step_metadata(result)["exports_expired"] == 1
+    assert step_metadata(result)["links_revoked"] == 1
+    with product.sessions() as session:
+        expired = session.get_one(Export, export_id)
+        links = {name: session.get_one(DownloadLink, link_id) for name, link_id in link_ids.items()}
+    assert expired.status == "expired"
+    assert started <= expired.updated_at <= finished
+    assert links["active"].issued_at <= started <= links["active"].revoked_at <= finished
+    assert links["lapsed"].revoked_at is None  # it stays expired, not revoked
+    assert links["revoked"].revoked_at == revoked_before
+    events = product.events("expired") + product.events("link_revoked")
+    assert len(events) == 2
+    assert all(started <= event.occurred_at <= finished for event in events)
+    (link_event,) = product.events("link_revoked")
+    assert link_event.details["link_id"] == link_ids["active"]

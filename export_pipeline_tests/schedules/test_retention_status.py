@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from export_pipeline.status.exports import mark_expired
+from export_pipeline.status.links import LinkState, issue_link, link_state, revoke_link
 from export_pipeline.status.models import DownloadLink, Export
 from export_pipeline.status.retention import (
     expire_export,
@@ -60,6 +61,31 @@ def test_expiring_revokes_every_link_once_and_audits_it(product):
         link.id for link in links
     )
     assert {event.actor_id for event in revoked} == {None}
+
+
+def test_expiring_leaves_links_already_expired_or_revoked_as_they_were(product):
+    export_id, _ = completed_export(product, completed_at=AS_OF - timedelta(days=40))
+    revoked_at = AS_OF - timedelta(days=2)
+    with product.sessions() as session, session.begin():
+        export = session.get_one(Export, export_id)
+        ttl = timedelta(days=1)
+        _, active = issue_link(session, export, product.owner_id, ttl=ttl, now=AS_OF)
+        _, lapsed = issue_link(session, export, product.owner_id, ttl=ttl, now=AS_OF - ttl)
+        _, revoked = issue_link(session, export, product.owner_id, ttl=ttl, now=revoked_at)
+        revoke_link(session, revoked, actor_id=product.owner_id, at=revoked_at)
+        link_ids = (active.id, lapsed.id, revoked.id)
+
+    with product.sessions() as session, session.begin():
+        assert expire_export(session, export_id, at=AS_OF, retention_days=30) == 1
+
+    with product.sessions() as session:
+        active, lapsed, revoked = (session.get_one(DownloadLink, i) for i in link_ids)
+    assert active.revoked_at == AS_OF
+    assert (lapsed.revoked_at, link_state(lapsed, AS_OF)) == (None, LinkState.EXPIRED)
+    assert revoked.revoked_at == revoked_at
+    by_retention = [e for e in product.events("link_revoked") if e.actor_id is None]
+    assert [event.details["link_id"] for event in by_retention] == [link_ids[0]]
+    assert {event.occurred_at for event in by_retention} == {AS_OF}
 
 
 def test_exports_past_retention_come_oldest_first_in_batches(product):

@@ -1,12 +1,16 @@
 """The retention job: delete export files past the retention period and expire them.
 
 For every completed export whose `completed_at` is more than `retention_days` before
-the run's reference time, the job deletes the file (a file already gone counts as
-deleted), then marks the export `expired`, revokes its download links and records the
-audit events, in one transaction per export. A file that cannot be deleted leaves its
-export completed and downloadable; the job goes on with the others, reports each
-failure, and fails at the end so that the run shows red in Dagster. The next run tries
-those files again. Running the job twice changes nothing the second time.
+the run's reference time (`as_of`), the job deletes the file (a file already gone counts
+as deleted), then marks the export `expired`, revokes its active download links and
+records the audit events, in one transaction per export. `as_of` only picks the exports:
+every time the job records is the time it actually did the work, so a run for a past
+`as_of` never dates a change before the link or event it follows.
+
+A file that cannot be deleted leaves its export completed and downloadable; the job
+goes on with the others, reports each failure, and fails at the end so that the run
+shows red in Dagster. The next run tries those files again. Running the job twice
+changes nothing the second time.
 
 It also removes `.partial/` folders that no run can still be writing: those of exports
 that are neither pending nor processing, or unknown.
@@ -44,7 +48,11 @@ class RetentionConfig(dg.Config):
     )
     as_of: str | None = Field(
         default=None,
-        description="ISO 8601 timestamp with an offset to count from; the run's start if unset.",
+        description=(
+            "ISO 8601 timestamp with an offset to count the retention period back from; "
+            "the run's start if unset. It only picks the exports: expiries are recorded at "
+            "the time the run makes them."
+        ),
     )
 
 
@@ -67,7 +75,8 @@ def apply_retention(
     retention_days: int,
 ) -> RetentionReport:
     """Expire every export completed before `as_of - retention_days` and remove settled
-    partial folders; see the module's description. Never raises for one file."""
+    partial folders; see the module's description. The expiry is recorded at the current
+    time, whatever `as_of` is. Never raises for one file."""
     report = RetentionReport()
     cutoff = retention_cutoff(as_of, retention_days)
     after: ExpiringFile | None = None
@@ -77,7 +86,7 @@ def apply_retention(
         if not batch:
             break
         for expiring in batch:
-            _expire(status_table, storage, expiring, as_of, retention_days, report)
+            _expire(status_table, storage, expiring, retention_days, report)
         after = batch[-1]
 
     _remove_settled_partials(status_table, storage, report)
@@ -88,7 +97,6 @@ def _expire(
     status_table: StatusTableResource,
     storage: ExportStorage,
     expiring: ExpiringFile,
-    as_of: datetime,
     retention_days: int,
     report: RetentionReport,
 ) -> None:
@@ -104,7 +112,9 @@ def _expire(
         return
 
     with status_table.session() as session:
-        revoked = expire_export(session, export_id, at=as_of, retention_days=retention_days)
+        revoked = expire_export(
+            session, export_id, at=datetime.now(UTC), retention_days=retention_days
+        )
     if revoked is not None:
         report.expired.append(export_id)
         report.links_revoked += revoked
