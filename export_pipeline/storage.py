@@ -111,6 +111,22 @@ class ExportStorage:
         return fs.open(path, "rb")
 
     def delete(self, uri: str) -> None:
+        """Delete a finished file, then its folder if that is left empty and lies below
+        the root (the export's own folder on a local disk; object stores have none).
+        A file already gone is no error."""
         fs, path = url_to_fs(uri, **self._options)
         if fs.exists(path):
             fs.rm(path)
+        self._remove_empty_folder(fs, posixpath.dirname(path))
+
+    def _remove_empty_folder(self, fs: Any, folder: str) -> None:
+        below_root = folder.startswith(self.root + "/") and folder.rstrip("/") != self.root
+        if not below_root or not fs.isdir(folder):
+            return
+        if fs.ls(folder, detail=False):
+            return
+        try:
+            # Refuses a folder that is not empty, should a file land in it meanwhile.
+            fs.rmdir(folder)
+        except OSError as error:
+            log.warning("kept the export folder %s: %s", folder, error)

@@ -117,3 +117,37 @@ def test_finished_file_can_be_streamed_back_and_deleted(tmp_path: Path) -> None:
     storage.delete(facts.uri)
 
     assert not (tmp_path / "a.csv").exists()
+    assert tmp_path.is_dir()  # a file right under the root leaves the root alone
+
+
+def test_deleting_an_export_file_removes_its_emptied_folder_only(tmp_path: Path) -> None:
+    root = tmp_path / "exports"
+    storage = ExportStorage(str(root))
+    _, gone = storage.write_atomically(
+        "7/export-6/a.csv", lambda out: out.write(CONTENT), partial_key="export-6"
+    )
+    _, kept = storage.write_atomically(
+        "7/export-7/a.csv", lambda out: out.write(CONTENT), partial_key="export-7"
+    )
+    (root / "7" / "export-7" / "notes.txt").write_text("not the export's file")
+
+    storage.delete(gone.uri)
+    storage.delete(kept.uri)
+    storage.delete(gone.uri)  # a file already gone, and its folder too
+
+    assert not (root / "7" / "export-6").exists()
+    assert files_under(root) == [root / "7" / "export-7" / "notes.txt"]
+    assert (root / "7").is_dir()
+    assert root.is_dir()
+
+
+def test_deleting_a_file_outside_the_root_leaves_its_folder(tmp_path: Path) -> None:
+    storage = ExportStorage(str(tmp_path / "exports"))
+    elsewhere = tmp_path / "elsewhere" / "export-8" / "a.csv"
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_bytes(CONTENT)
+
+    storage.delete(elsewhere.as_uri())
+
+    assert not elsewhere.exists()
+    assert elsewhere.parent.is_dir()
