@@ -1,7 +1,7 @@
 """Export runs under real faults, with real processes: an API, a Dagster daemon that
 the tests stop and start, and run workers that they kill.
 
-The lead store is the benchmark's generated store (500,000 leads in source 1), so that
+The lead store is the benchmark's generated store (300,000 leads in source 1), so that
 a whole-source export runs long enough to be killed in the middle of its writing.
 """
 
@@ -30,6 +30,7 @@ from export_pipeline_tests.e2e.conftest import REPO, free_port
 pytestmark = pytest.mark.e2e
 
 LARGE_SOURCE, SMALL_SOURCES = 1, (2, 3)
+LARGE_SOURCE_LEADS = 300_000
 SETTLED = ("completed", "failed", "cancelled", "expired")
 
 
@@ -105,7 +106,7 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
     api_port = free_port()
     os.environ.pop("DAGSTER_HOME", None)
     settings = Settings(home=home, api_port=api_port, dagster_port=free_port())
-    generate_store(settings.lead_store_path, leads=500_000)
+    generate_store(settings.lead_store_path, leads=LARGE_SOURCE_LEADS)
     environment = prepare_environment(settings, REPO / "dagster.yaml")
     environment.update(
         EXPORT_PIPELINE_HOME=str(home),
@@ -211,7 +212,7 @@ def test_a_killed_run_worker_fails_its_export_cleanly_and_a_retry_succeeds(plant
     assert retry.status_code == 202
     done = plant.wait_until(retry.json()["id"], SETTLED, timeout=180)
     assert done["status"] == "completed"
-    assert done["lead_count"] == 500_000
+    assert done["lead_count"] == LARGE_SOURCE_LEADS
 
 
 def test_requests_wait_while_the_daemon_is_down_and_each_runs_once_after(plant: Plant):
