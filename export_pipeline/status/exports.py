@@ -48,7 +48,9 @@ def request_export(
     retry_of: str | None = None,
 ) -> Export:
     """Persist a pending export request and its audit event; the caller commits.
-    `retry_of` names the failed or cancelled export this one repeats."""
+    `retry_of` names the failed or cancelled export this one repeats: while one retry of
+    it is pending or processing, another makes the flush or commit fail with an
+    integrity error (see `unsettled_retry`)."""
     export_id = str(uuid.uuid4())
     export = Export(
         id=export_id,
@@ -61,6 +63,7 @@ def request_export(
         frozen_filters=frozen.to_json(),
         options=options.model_dump(mode="json"),
         updated_at=requested_at,
+        retry_of=retry_of,
     )
     session.add(export)
     record_event(
@@ -78,6 +81,16 @@ def request_export(
 
 def get_export(session: Session, export_id: str) -> Export | None:
     return session.get(Export, export_id)
+
+
+def unsettled_retry(session: Session, original_id: str) -> Export | None:
+    """The pending or processing retry of `original_id`; there is at most one."""
+    return session.scalar(
+        select(Export).where(
+            Export.retry_of == original_id,
+            Export.status.in_([status.value for status in UNSETTLED]),
+        )
+    )
 
 
 def list_exports(session: Session, source_id: int, *, limit: int = 100) -> Sequence[Export]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -127,6 +128,14 @@ class Export(Base):
     __table_args__ = (
         Index("ix_exports_source_requested", "source_id", "requested_at"),
         Index("ix_exports_status", "status"),
+        # At most one pending or processing retry of an export, however many requests race.
+        Index(
+            "ux_exports_unsettled_retry",
+            "retry_of",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'processing')"),
+            postgresql_where=text("status IN ('pending', 'processing')"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -156,6 +165,8 @@ class Export(Base):
     schedule_id: Mapped[str | None] = mapped_column(String(36), index=True)
     """The export schedule that filed this export, if one did; kept after the schedule
     is deleted, like an audit event's export id."""
+    retry_of: Mapped[str | None] = mapped_column(String(36))
+    """The failed or cancelled export this one repeats, if it is a retry."""
 
     requester: Mapped[User] = relationship()
 
