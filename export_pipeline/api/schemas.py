@@ -130,7 +130,10 @@ WebhookUrl = Annotated[
     str,
     Field(
         max_length=MAX_WEBHOOK_URL_LENGTH,
-        description="An http(s) URL, at most 2000 characters, without user name or password.",
+        description=(
+            "An http(s) URL, at most 2000 characters, without user name or password, whose "
+            "host is, or resolves to, a public address (not loopback, private or link-local)."
+        ),
         examples=["https://hooks.example.com/exports"],
     ),
     AfterValidator(check_webhook_url),

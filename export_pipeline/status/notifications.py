@@ -9,14 +9,18 @@ see the same event twice, for instance when the sensor stopped between sending a
 recording, and can tell by the delivery id.
 
 What a notification carries is the export's facts (file name, counts, size, SHA-256,
-the readable error): never lead values, download links, tokens or keys.
+the readable error): never lead values, download links, tokens or keys. Where it goes
+must be a public address unless the settings allow private ones: the API checks a
+webhook URL's host when the URL is given, and the sensor again before each delivery.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +51,19 @@ FIRST_RETRY_DELAY = timedelta(seconds=10)
 """The wait after a first failed attempt; it doubles after each further one."""
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, no secret
 MAX_ERROR_LENGTH = 1000
+UNIQUE_LOCAL_NETWORK = ipaddress.IPv6Network("fc00::/7")
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+"""IPv6 addresses that a NAT64 gateway turns into the IPv4 address in their last 32 bits."""
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class WebhookAddressRefused(ValueError):
+    """A webhook URL's host is, or resolves to, an address webhooks may not be sent to."""
+
+
+class WebhookHostUnresolvable(ValueError):
+    """A webhook URL's host name has no address, or could not be looked up."""
 
 
 # Pure logic: checking addresses, signing, backoff and the event's content.
@@ -80,6 +97,34 @@ def check_webhook_url(url: str) -> str:
         msg = "a webhook URL must not hold a user name or password; verify the signature instead"
         raise ValueError(msg)
     return url
+
+
+def refused_address_kind(address: IPAddress) -> str | None:
+    """What kind of address webhooks may not be sent to `address` is (`"a loopback
+    address"`, `"a private address"`, ...), or None when it is publicly routable. An
+    IPv6 address that carries an IPv4 one (mapped, or NAT64) is judged by the latter."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in NAT64_PREFIX:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address in UNIQUE_LOCAL_NETWORK:
+        return "a unique-local address"
+    if address.is_private:
+        return "a private address"
+    if address.is_reserved:
+        return "a reserved address"
+    if not address.is_global:
+        return "an address that is not publicly routable"
+    return None
 
 
 def normalize_email(address: str) -> str:
@@ -138,6 +183,67 @@ def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Where a webhook URL points now: the only network lookups (DNS) of this module.
+
+
+def resolve_webhook_host(url: str) -> list[IPAddress]:
+    """Every address the host of `url` (an already checked webhook URL) stands for: the
+    address itself when the host is an IP literal, else whatever the system resolver
+    answers now. Raises `WebhookHostUnresolvable` when it answers nothing."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if _is_ip_literal(host):
+        return [ipaddress.ip_address(host)]
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError:
+        msg = f"the webhook URL's host {host} cannot be resolved: it is not a valid host name"
+        raise WebhookHostUnresolvable(msg) from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        msg = f"the webhook URL's host {host} cannot be resolved ({reason}); check its spelling"
+        raise WebhookHostUnresolvable(msg) from None
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in answers:
+        # A scoped IPv6 answer ("fe80::1%eth0") keeps its scope out of the address.
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        msg = f"the webhook URL's host {host} cannot be resolved (no address); check its spelling"
+        raise WebhookHostUnresolvable(msg)
+    return addresses
+
+
+def check_webhook_destination(url: str) -> list[IPAddress]:
+    """The addresses `url`'s host resolves to now, when every one of them is publicly
+    routable. Raises `WebhookAddressRefused` naming the first that is not (so that a
+    URL cannot reach the server's own network, such as a cloud metadata endpoint at
+    169.254.169.254), or `WebhookHostUnresolvable`."""
+    host = urlsplit(url).hostname or ""
+    addresses = resolve_webhook_host(url)
+    for address in addresses:
+        kind = refused_address_kind(address)
+        if kind is None:
+            continue
+        where = host if _is_ip_literal(host) else f"{host}, which resolves to {address},"
+        msg = (
+            f"a webhook URL must point to a public address, and {where} is {kind}; "
+            "use a host reachable from the internet"
+        )
+        raise WebhookAddressRefused(msg)
+    return addresses
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # Who is notified: the source's webhook, a request's webhook, the requester's email.

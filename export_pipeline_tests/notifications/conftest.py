@@ -158,6 +158,8 @@ def product_settings(home: Path, database_url: str, **overrides: object) -> Sett
         "smtp_password": None,
         "smtp_starttls": False,
         "mail_from": "exports@example.test",
+        # The receivers listen on 127.0.0.1.
+        "webhook_allow_private_addresses": True,
         **overrides,
     }
     return Settings(**values)

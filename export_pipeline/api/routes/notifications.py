@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from export_pipeline.api.deps import SessionDep, SourceAccessDep
+from export_pipeline.api.deps import SessionDep, SettingsDep, SourceAccessDep
 from export_pipeline.api.errors import error_responses
 from export_pipeline.api.schemas import NewWebhookOut, WebhookOut, WebhookRequest
+from export_pipeline.api.validation import check_webhook_address
 from export_pipeline.status.models import Role
 from export_pipeline.status.notifications import (
     get_source_webhook,
@@ -37,14 +38,16 @@ ADMIN_ERRORS = (status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN, status.
         "Every export of the source that completes or fails is then posted to `url` as "
         "JSON, signed with HMAC-SHA256 (`X-Export-Timestamp`, `X-Export-Signature`). The "
         "answer shows the secret once; setting the webhook again replaces the URL and the "
-        "secret. Needs the admin role."
+        "secret. The URL's host must be, or resolve to, a public address unless the "
+        "server allows private ones. Needs the admin role."
     ),
     responses=error_responses(*ADMIN_ERRORS),
 )
 def set_webhook(
-    access: SourceAccessDep, session: SessionDep, webhook: WebhookRequest
+    access: SourceAccessDep, session: SessionDep, settings: SettingsDep, webhook: WebhookRequest
 ) -> NewWebhookOut:
     access.require(Role.ADMIN)
+    check_webhook_address(settings, webhook.url, loc=("url",))
     secret = set_source_webhook(
         session, access.source_id, webhook.url, set_by=access.user_id, at=datetime.now(UTC)
     )

@@ -27,6 +27,7 @@ def notifications_definitions(settings: Settings) -> dg.Definitions:
                 smtp_password=_smtp_password(settings),
                 smtp_starttls=settings.smtp_starttls,
                 mail_from=settings.mail_from,
+                allow_private_addresses=settings.webhook_allow_private_addresses,
             )
         },
     )

@@ -2,6 +2,11 @@
 
 Each method either hands the message over or raises `DeliveryError` with a reason a
 person can act on; whether and when to try again is the sensor's business.
+
+Unless private addresses are allowed, a webhook's host is resolved again right before
+each POST, every address it resolves to must be public, and the POST connects to the
+first of those very addresses: a name that resolved to a public address when the URL
+was set, and resolves to an internal one now, reaches nothing.
 """
 
 from __future__ import annotations
@@ -11,11 +16,19 @@ import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from importlib.metadata import version
+from typing import Any
 
 import dagster as dg
 import httpx
 
-from export_pipeline.status.notifications import history_url, sign_webhook
+from export_pipeline.status.notifications import (
+    IPAddress,
+    WebhookAddressRefused,
+    WebhookHostUnresolvable,
+    check_webhook_destination,
+    history_url,
+    sign_webhook,
+)
 
 USER_AGENT = f"export-pipeline/{version('export-pipeline')} (webhook)"
 
@@ -23,6 +36,11 @@ USER_AGENT = f"export-pipeline/{version('export-pipeline')} (webhook)"
 class DeliveryError(Exception):
     """A receiver or mail server did not take a notification; the message says why and
     never quotes the message itself."""
+
+
+class DeliveryRefused(DeliveryError):
+    """The notification was not sent, and trying again would not change that: its
+    webhook points to an address webhooks may not be sent to."""
 
 
 class NotifierResource(dg.ConfigurableResource):
@@ -38,6 +56,8 @@ class NotifierResource(dg.ConfigurableResource):
     mail_from: str = "exports@localhost"
     timeout_seconds: float = 10.0
     """Per network step (connect, each read or write) of one delivery."""
+    allow_private_addresses: bool = False
+    """Post to webhooks on loopback, private, link-local and other non-public addresses."""
 
     @property
     def mail_enabled(self) -> bool:
@@ -52,7 +72,9 @@ class NotifierResource(dg.ConfigurableResource):
         """POST `body`, signed for `now`; done when the receiver answers 2xx.
 
         Redirects are not followed (a 3xx is a failure), and the answer's body is not
-        read, so a receiver cannot make the sensor download anything.
+        read, so a receiver cannot make the sensor download anything. Raises
+        `DeliveryRefused` when the URL's host is, or now resolves to, an address that
+        is not public and such addresses are not allowed.
         """
         timestamp = int(now.timestamp())
         headers = {
@@ -62,10 +84,22 @@ class NotifierResource(dg.ConfigurableResource):
             "X-Export-Timestamp": str(timestamp),
             "X-Export-Signature": sign_webhook(secret, timestamp, body),
         }
+        target, extensions = url, {}
+        if not self.allow_private_addresses:
+            try:
+                address = check_webhook_destination(url)[0]
+            except WebhookAddressRefused as error:
+                raise DeliveryRefused(str(error)) from None
+            except WebhookHostUnresolvable as error:
+                raise DeliveryError(str(error)) from None
+            target, host_header, extensions = pin_to_address(url, address)
+            headers["Host"] = host_header
         try:
             with (
                 httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client,
-                client.stream("POST", url, content=body, headers=headers) as response,
+                client.stream(
+                    "POST", target, content=body, headers=headers, extensions=extensions
+                ) as response,
             ):
                 status = response.status_code
         except (httpx.HTTPError, httpx.InvalidURL) as error:
@@ -97,6 +131,20 @@ class NotifierResource(dg.ConfigurableResource):
         except (smtplib.SMTPException, OSError) as error:
             msg = f"the mail server could not be reached: {type(error).__name__}: {error}"
             raise DeliveryError(msg) from None
+
+
+def pin_to_address(url: str, address: IPAddress) -> tuple[str, str, dict[str, Any]]:
+    """`url` with its host replaced by `address`, the `Host` header that names the
+    original host (and port, when not the scheme's default), and the request extensions
+    that keep TLS on the original name: it is sent as SNI and the certificate must
+    match it, not the address."""
+    original = httpx.URL(url)
+    pinned = original.copy_with(host=str(address))
+    host_header = original.netloc.decode("ascii")
+    extensions: dict[str, Any] = {}
+    if original.scheme == "https":
+        extensions["sni_hostname"] = original.raw_host.decode("ascii")
+    return str(pinned), host_header, extensions
 
 
 def _decoded(text: bytes | str) -> str:

@@ -19,7 +19,11 @@ from sqlalchemy.orm import Session
 
 from export_pipeline.defs.exports.resources import StatusTableResource
 from export_pipeline.defs.notifications.messages import email_message, webhook_body
-from export_pipeline.defs.notifications.resources import DeliveryError, NotifierResource
+from export_pipeline.defs.notifications.resources import (
+    DeliveryError,
+    DeliveryRefused,
+    NotifierResource,
+)
 from export_pipeline.status import notifications as outbox
 from export_pipeline.status.models import Notification, NotificationChannel
 
@@ -90,10 +94,12 @@ def _deliver(
                 refusal=f"the message could not be built: {type(error).__name__}: {error}",
             )
 
-    failure = attempt.refusal
+    failure, give_up = attempt.refusal, attempt.send is None
     if attempt.send is not None:
         try:
             attempt.send()
+        except DeliveryRefused as error:
+            failure, give_up = str(error), True
         except DeliveryError as error:
             failure = str(error)
         except Exception as error:  # a receiver must never break the sensor
@@ -113,7 +119,7 @@ def _deliver(
             attempt.notification_id,
             error=failure,
             at=datetime.now(UTC),
-            give_up=attempt.send is None,
+            give_up=give_up,
         )
     if gave_up:
         context.log.error(f"{label}: given up: {failure}")
