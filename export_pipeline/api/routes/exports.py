@@ -45,7 +45,13 @@ from export_pipeline.engine.filters import ExportFilters, FrozenFilters, freeze_
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.leads.catalog import get_source, read_catalog
 from export_pipeline.settings import Settings
-from export_pipeline.status.exports import attach_run, get_export, mark_cancelled, request_export
+from export_pipeline.status.exports import (
+    attach_run,
+    get_export,
+    mark_cancelled,
+    request_export,
+    unsettled_retry,
+)
 from export_pipeline.status.history import CursorError, HistoryFilters, read_history
 from export_pipeline.status.idempotency import (
     MAX_KEY_LENGTH,
@@ -292,7 +298,9 @@ def cancel_export(access: ExportAccessDep, session: SessionDep, user: CurrentUse
         "Queues a new export with the same filters, frozen as they were (the same "
         "request-time cut-off), and the same options. A webhook the original request "
         "named in `notify` is told the retry's outcome too, signed with the same secret. "
-        "Needs the exporter role."
+        "Needs the exporter role. An `Idempotency-Key` works as on an export request; "
+        "without one, a retry while another retry of the same export is still pending or "
+        "processing is 409, naming that retry."
     ),
     responses=error_responses(
         status.HTTP_401_UNAUTHORIZED,
@@ -311,30 +319,67 @@ def retry_export(
     request: Request,
     response: Response,
     background: BackgroundTasks,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_KEY_LENGTH,
+            description=(
+                "A client-chosen key; the same key for a retry of the same export answers "
+                "the first retry again, for any other request 409."
+            ),
+        ),
+    ] = None,
 ) -> ExportOut:
     access.require(Role.EXPORTER)
     original = access.export
+    original_id = original.id
+    fingerprint = request_fingerprint(original.source_id, {"retry_of": original_id})
+    if idempotency_key is not None:
+        replayed = _replay(session, user.id, idempotency_key, fingerprint)
+        if replayed is not None:
+            response.headers["Location"] = _location(request, replayed.id)
+            response.headers["Idempotent-Replayed"] = "true"
+            return ExportOut.from_export(replayed)
     if original.status not in (ExportStatus.FAILED, ExportStatus.CANCELLED):
         msg = f"export {original.id} is {original.status}; only failed or cancelled exports retry"
         raise HTTPException(status.HTTP_409_CONFLICT, msg)
+    _refuse_second_retry(session, original_id)
     with lead_store.reading() as connection:
         source = get_source(connection, original.source_id)
     if source is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, SOURCE_NOT_FOUND)
 
-    export = request_export(
-        session,
-        source=source,
-        requested_by=user.id,
-        filters=ExportFilters.model_validate(original.filters),
-        frozen=FrozenFilters.from_json(original.frozen_filters),
-        options=ExportOptions.model_validate(original.options),
-        requested_at=datetime.now(UTC),
-        retry_of=original.id,
-    )
-    carry_export_webhook(session, original.id, export.id, at=export.requested_at)
-    session.commit()
-    log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original.id)
+    try:
+        export = request_export(
+            session,
+            source=source,
+            requested_by=user.id,
+            filters=ExportFilters.model_validate(original.filters),
+            frozen=FrozenFilters.from_json(original.frozen_filters),
+            options=ExportOptions.model_validate(original.options),
+            requested_at=datetime.now(UTC),
+            retry_of=original_id,
+        )
+        carry_export_webhook(session, original_id, export.id, at=export.requested_at)
+        if idempotency_key is not None:
+            remember_key(
+                session, user.id, idempotency_key, fingerprint, export.id, export.requested_at
+            )
+        session.commit()
+    except IntegrityError:
+        # A retry of the same export, or one with the same key, was stored first: the
+        # unique index on unsettled retries or the key's primary key refused this one.
+        session.rollback()
+        replayed = (
+            _replay(session, user.id, idempotency_key, fingerprint) if idempotency_key else None
+        )
+        if replayed is None:
+            _refuse_second_retry(session, original_id)
+            raise
+        response.headers["Location"] = _location(request, replayed.id)
+        response.headers["Idempotent-Replayed"] = "true"
+        return ExportOut.from_export(replayed)
+    log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original_id)
     if settings.launch_from_api and export.dagster_run_id is None:
         background.add_task(
             _hand_to_dagster,
@@ -346,6 +391,18 @@ def retry_export(
         )
     response.headers["Location"] = _location(request, export.id)
     return ExportOut.from_export(export)
+
+
+def _refuse_second_retry(session: Session, original_id: str) -> None:
+    """409 while a retry of the export is still pending or processing."""
+    under_way = unsettled_retry(session, original_id)
+    if under_way is not None:
+        msg = (
+            f"a retry of export {original_id} is already under way: export {under_way.id} "
+            f"is {under_way.status}; follow it, or retry again once it has failed or been "
+            "cancelled"
+        )
+        raise HTTPException(status.HTTP_409_CONFLICT, msg)
 
 
 @router.get(
