@@ -67,10 +67,11 @@ def export_request_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     now = datetime.now(UTC)
     with status_table.session() as session:
+        left_to_api = status_table.api_launch_seconds
         awaiting = status_exports.exports_awaiting_run(
             session,
             limit=REQUESTS_PER_TICK,
-            requested_before=now - timedelta(seconds=status_table.api_launch_seconds),
+            requested_before=now - timedelta(seconds=left_to_api) if left_to_api else None,
         )
         launched = _latest_runs(context.instance, awaiting) if awaiting else {}
         for export_id, record in launched.items():
