@@ -38,7 +38,7 @@ from export_pipeline.api.schemas import (
     NotifyOut,
     PreviewOut,
 )
-from export_pipeline.api.validation import check_request_against_source
+from export_pipeline.api.validation import check_request_against_source, check_webhook_address
 from export_pipeline.defs.exports.launch import launch_export_run
 from export_pipeline.engine.export import count_matching
 from export_pipeline.engine.filters import ExportFilters, FrozenFilters, freeze_filters
@@ -80,7 +80,8 @@ router = APIRouter(tags=["exports"])
         "request time and queues the export as `pending`; a background run writes the "
         "file. Answers with the export and its URL in `Location`. Needs the exporter role. "
         "With `notify.webhook_url`, the outcome is also posted there, signed with the "
-        "secret this answer shows once."
+        "secret this answer shows once; its host must be, or resolve to, a public address "
+        "unless the server allows private ones."
     ),
     response_description="The queued export.",
     response_model_exclude_unset=True,
@@ -131,6 +132,10 @@ def create_export(
             response.headers["Location"] = _location(request, replayed.id)
             response.headers["Idempotent-Replayed"] = "true"
             return _new_export_out(session, replayed)
+
+    if export_request.notify is not None:
+        url = export_request.notify.webhook_url
+        check_webhook_address(settings, url, loc=("notify", "webhook_url"))
 
     with lead_store.reading() as connection:
         catalog = read_catalog(connection, access.source_id)
