@@ -55,9 +55,9 @@ def lead_export(
         if export.status not in (ExportStatus.PENDING, ExportStatus.PROCESSING):
             raise _permanent(f"the export is already {export.status}")
         now = datetime.now(UTC)
-        attach_run(session, export_id, context.run_id, at=now)
+        attach_run(session, export_id, context.run.run_id, at=now)
         session.refresh(export)
-        if export.dagster_run_id != context.run_id:
+        if export.dagster_run_id != context.run.run_id:
             raise _permanent(f"run {export.dagster_run_id} is working on this export")
         mark_processing(session, export, at=now)
         source_id = export.source_id
