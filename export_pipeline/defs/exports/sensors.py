@@ -37,7 +37,7 @@ export_job = dg.define_asset_job(
 
 SENSOR_INTERVAL_SECONDS = 1
 REQUESTS_PER_TICK = 50
-API_LAUNCH_SECONDS = 15.0
+API_LAUNCH_SECONDS = 8.0
 """How long a new request is left to the API's own launch before the request sensor
 starts it: longer than the API's launch timeout, so that a launch that answered late
 has created its run by then."""
