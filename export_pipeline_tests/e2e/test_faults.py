@@ -1,7 +1,7 @@
 """Export runs under real faults, with real processes: an API, a Dagster daemon that
 the tests stop and start, and run workers that they kill.
 
-The lead store is the benchmark's generated store (300,000 leads in source 1), so that
+The lead store is the benchmark's generated store (600,000 leads in source 1), so that
 a whole-source export runs long enough to be killed in the middle of its writing.
 """
 
@@ -30,7 +30,7 @@ from export_pipeline_tests.e2e.conftest import REPO, free_port
 pytestmark = pytest.mark.e2e
 
 LARGE_SOURCE, SMALL_SOURCES = 1, (2, 3)
-LARGE_SOURCE_LEADS = 300_000
+LARGE_SOURCE_LEADS = 600_000
 SETTLED = ("completed", "failed", "cancelled", "expired")
 
 
@@ -258,7 +258,7 @@ def _wait_until_writing(plant: Plant, export_id: str) -> None:
         export = plant.export(export_id)
         if export["status"] == "processing" and export["leads_written"]:
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     pytest.fail(f"export {export_id} did not start writing: {export}")
 
 
