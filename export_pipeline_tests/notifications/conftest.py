@@ -6,15 +6,18 @@ webhook receiver. Nothing is mocked; time is advanced by moving a notification's
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from export_pipeline.api.main import create_app
 from export_pipeline.definitions import build_definitions
 from export_pipeline.defs.exports.sensors import export_status_sensor
 from export_pipeline.defs.exports.tags import export_run_tags
@@ -26,10 +29,11 @@ from export_pipeline.leads.importer import ColumnMapping, import_leads
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.settings import Settings
 from export_pipeline.status import notifications as outbox
-from export_pipeline.status.database import make_engine, make_session_factory
+from export_pipeline.status.database import make_engine, make_session_factory, migrate
 from export_pipeline.status.exports import request_export
-from export_pipeline.status.models import Export, Notification, User
-from export_pipeline.status.users import create_user, issue_api_key
+from export_pipeline.status.models import Export, Notification, Role, User
+from export_pipeline.status.users import create_user, grant_role, issue_api_key
+from export_pipeline_tests.api.conftest import ApiServer
 from export_pipeline_tests.notifications.notify_receivers import MailServer, WebhookReceiver
 
 PUBLIC_URL = "https://exports.example.test"
@@ -142,6 +146,47 @@ class NotifyProduct:
 
     def _sensor_context(self) -> dg.SensorEvaluationContext:
         return dg.build_sensor_context(instance=self.instance, resources=self.definitions.resources)
+
+
+@dataclass(frozen=True)
+class Api:
+    """The API served over loopback on its own home, with one imported source."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    client: httpx.Client
+    source_id: int
+
+    def person(self, name: str, role: Role | None) -> dict[str, str]:
+        """A new user with `role` on the source (none for None); its auth header."""
+        with self.sessions.begin() as session:
+            user = create_user(session, name)
+            if role is not None:
+                grant_role(session, user, self.source_id, role)
+            return {"Authorization": f"Bearer {issue_api_key(session, user)}"}
+
+
+@contextmanager
+def served_api(home: Path, **overrides: object) -> Iterator[Api]:
+    """The API on `home` with `product_settings` and `overrides`, and a source of
+    `LEADS_CSV` imported as "Trade Fair"."""
+    settings = product_settings(home, f"sqlite:///{home / 'status.sqlite3'}", **overrides)
+    csv_path = home / "leads.csv"
+    csv_path.write_text(LEADS_CSV, encoding="utf-8")
+    source_id = import_leads(
+        LeadStore(settings.lead_store_path),
+        csv_path,
+        source_name="Trade Fair",
+        mapping=ColumnMapping(fields={"first_name": "First", "email": "Email"}),
+    ).source_id
+    engine = make_engine(settings.status_database_url)
+    migrate(engine)
+    with (
+        ApiServer(create_app(settings)) as server,
+        httpx.Client(base_url=server.base_url + "/api/v1", timeout=10) as client,
+    ):
+        yield Api(settings, make_session_factory(engine), client, source_id)
+    engine.dispose()
 
 
 def product_settings(home: Path, database_url: str, **overrides: object) -> Settings:

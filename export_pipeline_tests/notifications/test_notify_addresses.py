@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 
-from export_pipeline.api.main import create_app
 from export_pipeline.defs.notifications.resources import pin_to_address
-from export_pipeline.leads.importer import ColumnMapping, import_leads
-from export_pipeline.leads.store import LeadStore
 from export_pipeline.status import notifications as outbox
-from export_pipeline.status.database import make_engine, make_session_factory, migrate
 from export_pipeline.status.models import Export, Role, SourceWebhook
-from export_pipeline.status.users import create_user, grant_role, issue_api_key
-from export_pipeline_tests.api.conftest import ApiServer
-from export_pipeline_tests.notifications.conftest import LEADS_CSV, product_settings
+from export_pipeline_tests.notifications.conftest import Api, served_api
 from export_pipeline_tests.notifications.notify_receivers import WebhookReceiver
 
 REFUSED_URLS = {
@@ -91,18 +83,7 @@ def test_a_host_that_is_not_a_valid_name_cannot_be_resolved() -> None:
 # The API, with private addresses not allowed.
 
 
-@dataclass(frozen=True)
-class StrictApi:
-    sessions: sessionmaker[Session]
-    client: httpx.Client
-    source_id: int
-
-    def person(self, name: str, role: Role) -> dict[str, str]:
-        with self.sessions.begin() as session:
-            user = create_user(session, name)
-            grant_role(session, user, self.source_id, role)
-            return {"Authorization": f"Bearer {issue_api_key(session, user)}"}
-
+class StrictApi(Api):
     def export_count(self) -> int:
         with self.sessions() as session:
             return session.scalar(select(func.count()).select_from(Export)) or 0
@@ -111,25 +92,8 @@ class StrictApi:
 @pytest.fixture(scope="module")
 def strict_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrictApi]:
     home = Path(tmp_path_factory.mktemp("notify_addresses"))
-    settings = product_settings(
-        home, f"sqlite:///{home / 'status.sqlite3'}", webhook_allow_private_addresses=False
-    )
-    csv_path = home / "leads.csv"
-    csv_path.write_text(LEADS_CSV, encoding="utf-8")
-    source_id = import_leads(
-        LeadStore(settings.lead_store_path),
-        csv_path,
-        source_name="Trade Fair",
-        mapping=ColumnMapping(fields={"first_name": "First", "email": "Email"}),
-    ).source_id
-    engine = make_engine(settings.status_database_url)
-    migrate(engine)
-    with (
-        ApiServer(create_app(settings)) as server,
-        httpx.Client(base_url=server.base_url + "/api/v1", timeout=10) as client,
-    ):
-        yield StrictApi(make_session_factory(engine), client, source_id)
-    engine.dispose()
+    with served_api(home, webhook_allow_private_addresses=False) as served:
+        yield StrictApi(served.settings, served.sessions, served.client, served.source_id)
 
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED_URLS.values(), ids=REFUSED_URLS.keys())

@@ -7,67 +7,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
-from export_pipeline.api.main import create_app
 from export_pipeline.definitions import build_definitions
 from export_pipeline.defs.exports.sensors import export_request_sensor, export_status_sensor
 from export_pipeline.defs.exports.tags import export_run_tags
 from export_pipeline.defs.notifications.sensors import notification_sensor
-from export_pipeline.leads.importer import ColumnMapping, import_leads
-from export_pipeline.leads.store import LeadStore
-from export_pipeline.settings import Settings
-from export_pipeline.status.database import make_engine, make_session_factory, migrate
 from export_pipeline.status.models import ExportWebhook, Role, User
-from export_pipeline.status.users import create_user, grant_role, issue_api_key
-from export_pipeline_tests.api.conftest import ApiServer
-from export_pipeline_tests.notifications.conftest import LEADS_CSV, PUBLIC_URL, product_settings
+from export_pipeline_tests.notifications.conftest import PUBLIC_URL, Api, served_api
 from export_pipeline_tests.notifications.notify_receivers import WebhookReceiver
-
-
-@dataclass(frozen=True)
-class Api:
-    settings: Settings
-    sessions: sessionmaker[Session]
-    client: httpx.Client
-    source_id: int
-
-    def person(self, name: str, role: Role | None) -> dict[str, str]:
-        """A new user with `role` on the source (none for None); its auth header."""
-        with self.sessions.begin() as session:
-            user = create_user(session, name)
-            if role is not None:
-                grant_role(session, user, self.source_id, role)
-            return {"Authorization": f"Bearer {issue_api_key(session, user)}"}
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    home = Path(tmp_path_factory.mktemp("notify_api"))
-    settings = product_settings(home, f"sqlite:///{home / 'status.sqlite3'}")
-    csv_path = home / "leads.csv"
-    csv_path.write_text(LEADS_CSV, encoding="utf-8")
-    source_id = import_leads(
-        LeadStore(settings.lead_store_path),
-        csv_path,
-        source_name="Trade Fair",
-        mapping=ColumnMapping(fields={"first_name": "First", "email": "Email"}),
-    ).source_id
-    engine = make_engine(settings.status_database_url)
-    migrate(engine)
-    with (
-        ApiServer(create_app(settings)) as server,
-        httpx.Client(base_url=server.base_url + "/api/v1", timeout=10) as client,
-    ):
-        yield Api(settings, make_session_factory(engine), client, source_id)
-    engine.dispose()
+    with served_api(Path(tmp_path_factory.mktemp("notify_api"))) as served:
+        yield served
 
 
 def test_admins_set_read_rotate_and_remove_the_source_webhook(api: Api) -> None:

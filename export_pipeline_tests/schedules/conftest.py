@@ -22,7 +22,7 @@ from export_pipeline.api.main import create_app
 from export_pipeline.definitions import build_definitions
 from export_pipeline.engine.filters import ExportFilters, freeze_filters
 from export_pipeline.engine.options import ExportOptions
-from export_pipeline.leads.catalog import get_source
+from export_pipeline.leads.catalog import Source, get_source
 from export_pipeline.leads.importer import ColumnMapping, import_leads
 from export_pipeline.leads.store import LeadStore
 from export_pipeline.settings import Settings
@@ -190,18 +190,9 @@ def completed_export(
     with LeadStore(product.settings.lead_store_path).reading() as connection:
         source = get_source(connection, product.source_id)
     requested_at = completed_at - timedelta(minutes=1)
-    filters = ExportFilters()
     storage = ExportStorage(product.settings.export_storage_url)
     with product.sessions() as session, session.begin():
-        export = request_export(
-            session,
-            source=source,
-            requested_by=product.owner_id,
-            filters=filters,
-            frozen=freeze_filters(filters, requested_at=requested_at),
-            options=ExportOptions(),
-            requested_at=requested_at,
-        )
+        export = _request_whole_source(session, product, source, requested_at)
         _, facts = storage.write_atomically(
             f"{product.source_id}/{export.id}/{export.file_name}",
             lambda out: out.write(b"lead_id\r\n1\r\n"),
@@ -222,15 +213,20 @@ def completed_export(
 def pending_export(product: Product, *, requested_at: datetime) -> str:
     with LeadStore(product.settings.lead_store_path).reading() as connection:
         source = get_source(connection, product.source_id)
-    filters = ExportFilters()
     with product.sessions() as session, session.begin():
-        export = request_export(
-            session,
-            source=source,
-            requested_by=product.owner_id,
-            filters=filters,
-            frozen=freeze_filters(filters, requested_at=requested_at),
-            options=ExportOptions(),
-            requested_at=requested_at,
-        )
-        return export.id
+        return _request_whole_source(session, product, source, requested_at).id
+
+
+def _request_whole_source(
+    session: Session, product: Product, source: Source, requested_at: datetime
+) -> Export:
+    filters = ExportFilters()
+    return request_export(
+        session,
+        source=source,
+        requested_by=product.owner_id,
+        filters=filters,
+        frozen=freeze_filters(filters, requested_at=requested_at),
+        options=ExportOptions(),
+        requested_at=requested_at,
+    )

@@ -171,15 +171,7 @@ def create_export(
         response.headers["Idempotent-Replayed"] = "true"
         export = replayed
     log.info("export %s requested on source %d by user %d", export.id, export.source_id, user.id)
-    if settings.launch_from_api and export.dagster_run_id is None:
-        background.add_task(
-            _hand_to_dagster,
-            settings,
-            request.app.state.session_factory,
-            export.id,
-            export.source_id,
-            user.name,
-        )
+    _launch_after_answer(background, request, settings, export, user.name)
 
     response.headers["Location"] = _location(request, export.id)
     return _new_export_out(session, export)
@@ -204,6 +196,26 @@ def _replay(session: Session, user_id: int, key: str, fingerprint: str) -> Expor
         msg = "this Idempotency-Key was already used for a different request; use a new key"
         raise HTTPException(status.HTTP_409_CONFLICT, msg)
     return get_export(session, known.export_id)
+
+
+def _launch_after_answer(
+    background: BackgroundTasks,
+    request: Request,
+    settings: Settings,
+    export: Export,
+    requested_by: str,
+) -> None:
+    """Have the export's run launched once the answer is sent, unless the request
+    sensor is left to start it or a run has it already."""
+    if settings.launch_from_api and export.dagster_run_id is None:
+        background.add_task(
+            _hand_to_dagster,
+            settings,
+            request.app.state.session_factory,
+            export.id,
+            export.source_id,
+            requested_by,
+        )
 
 
 def _hand_to_dagster(
@@ -385,15 +397,7 @@ def retry_export(
         response.headers["Idempotent-Replayed"] = "true"
         return ExportOut.from_export(replayed)
     log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original_id)
-    if settings.launch_from_api and export.dagster_run_id is None:
-        background.add_task(
-            _hand_to_dagster,
-            settings,
-            request.app.state.session_factory,
-            export.id,
-            export.source_id,
-            user.name,
-        )
+    _launch_after_answer(background, request, settings, export, user.name)
     response.headers["Location"] = _location(request, export.id)
     return ExportOut.from_export(export)
 
