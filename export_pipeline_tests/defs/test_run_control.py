@@ -1,7 +1,9 @@
 """Runs that die, runs of cancelled exports, and the heartbeat that tells them apart."""
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -136,3 +138,100 @@ def test_each_attempt_is_counted_and_progress_reaches_the_total(
         if event.event_type_value == "ASSET_OBSERVATION"
     ]
     assert observations[-1]["progress"].value == 100
+
+
+def run_in_process(
+    definitions: dg.Definitions, instance: dg.DagsterInstance, product: Product, export_id: str
+) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions("exports", [export_id])
+    return definitions.resolve_job_def("lead_export_job").execute_in_process(
+        partition_key=export_id,
+        instance=instance,
+        tags=export_run_tags(export_id, product.source_id, "alice"),
+        raise_on_error=False,
+    )
+
+
+def block_storage(product: Product) -> Path:
+    """A file where the storage's folder for partial files must go: every write fails
+    with an OSError until it is removed, as with a full or unmounted disk."""
+    root = product.settings.resolved_home / "exports"
+    root.mkdir(parents=True, exist_ok=True)
+    obstacle = root / PARTIAL_DIR
+    obstacle.write_text("not a folder")
+    return obstacle
+
+
+def remove_after_first_retry(instance: dg.DagsterInstance, obstacle: Path) -> threading.Thread:
+    """Remove `obstacle` as soon as Dagster schedules the step's first retry."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for record in instance.get_run_records():
+                retries = instance.all_logs(
+                    record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY
+                )
+                if retries:
+                    obstacle.unlink()
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
+
+
+def step_events(result: dg.ExecuteInProcessResult, event_type: str) -> list[dg.DagsterEvent]:
+    return [event for event in result.all_events if event.event_type_value == event_type]
+
+
+def test_a_transient_storage_failure_is_retried_and_the_attempts_are_shown(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request()
+    obstacle = block_storage(product)
+    watcher = remove_after_first_retry(instance, obstacle)
+
+    result = run_in_process(definitions, instance, product, export_id)
+    watcher.join()
+
+    assert result.success
+    assert len(step_events(result, "STEP_UP_FOR_RETRY")) == 1
+    export = product.export(export_id)
+    assert export.status == "completed"
+    assert export.attempts == 2
+    assert export.lead_count == 3
+
+
+def test_a_failure_that_persists_fails_the_export_after_every_retry_with_its_reason(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request()
+    block_storage(product)
+
+    result = run_in_process(definitions, instance, product, export_id)
+    sync(definitions, instance)
+
+    assert not result.success
+    assert len(step_events(result, "STEP_UP_FOR_RETRY")) == 2
+    export = product.export(export_id)
+    assert export.status == "failed"
+    assert export.attempts == 3
+    root = product.settings.resolved_home / "exports"
+    assert export.error == f"could not write the export file to {root}: Not a directory"
+
+
+def test_a_run_whose_export_was_cancelled_ends_cancelled_without_retry(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request()
+    set_export(product, export_id, status="cancelled", completed_at=datetime.now(UTC))
+
+    result = run_in_process(definitions, instance, product, export_id)
+
+    assert not result.success
+    assert step_events(result, "STEP_UP_FOR_RETRY") == []
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None
+    assert run.status == DagsterRunStatus.CANCELED

@@ -215,6 +215,26 @@ def test_a_killed_run_worker_fails_its_export_cleanly_and_a_retry_succeeds(plant
     assert done["lead_count"] == LARGE_SOURCE_LEADS
 
 
+def test_cancelling_a_running_export_terminates_its_run_and_leaves_no_file(plant: Plant):
+    export_id = plant.request(LARGE_SOURCE)
+    _wait_until_writing(plant, export_id)
+
+    with plant.client() as client:
+        cancel = client.post(f"/exports/{export_id}/cancel")
+        assert cancel.status_code == 200, cancel.text
+        run_status = _wait_for_run_to_end(plant, export_id, timeout=60)
+        audit = client.get(f"/sources/{LARGE_SOURCE}/audit", params={"action": "cancelled"}).json()[
+            "items"
+        ]
+
+    assert run_status == "CANCELED"
+    assert plant.export(export_id)["status"] == "cancelled"
+    assert _files_of(plant, export_id) == []
+    assert [(e["export_id"], e["actor"]) for e in audit if e["export_id"] == export_id] == [
+        (export_id, "fault-tester")
+    ]
+
+
 def test_requests_wait_while_the_daemon_is_down_and_each_runs_once_after(plant: Plant):
     plant.stop_daemon()
     try:

@@ -52,6 +52,9 @@ def lead_export(
         export = get_export(session, export_id)
         if export is None:
             raise _permanent(f"no export request has the id {export_id}")
+        if export.status == ExportStatus.CANCELLED:
+            _mark_run_canceling(context)
+            raise _permanent(f"export {export_id} was cancelled")
         if export.status not in (ExportStatus.PENDING, ExportStatus.PROCESSING):
             raise _permanent(f"the export is already {export.status}")
         now = datetime.now(UTC)
@@ -87,14 +90,19 @@ def lead_export(
                 options=options,
                 on_progress=on_progress,
             )
-    except (SourceMissingError, ExportCancelledError) as error:
+    except SourceMissingError as error:
         raise _permanent(str(error)) from error
-    except LeadStoreBusy as error:
-        raise dg.Failure(description=str(error)) from error
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        msg = f"could not write the export file to {storage.root}: {reason}"
-        raise dg.Failure(description=msg) from error
+    except Exception as error:
+        # However the write stopped (the watch saw the cancellation, or the interrupt
+        # that terminates the run reached DuckDB first), a cancelled export is not
+        # retried, and Dagster records the run as cancelled rather than failed.
+        if isinstance(error, ExportCancelledError) or _cancelled(status_table, export_id):
+            _mark_run_canceling(context)
+            raise _permanent(f"export {export_id} was cancelled") from error
+        failure = _failure(error, storage.root)
+        if failure is None:
+            raise
+        raise failure from error
     seconds = time.monotonic() - started
     with status_table.session() as session:
         export = get_export(session, export_id)
@@ -123,6 +131,32 @@ def lead_export(
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
         }
     )
+
+
+def _failure(error: Exception, storage_root: str) -> dg.Failure | None:
+    """An expected error worded for users, or None for an unexpected one, which is
+    raised as it is. The retry policy tries both again."""
+    if isinstance(error, LeadStoreBusy):
+        return dg.Failure(description=str(error))
+    if isinstance(error, OSError):
+        reason = error.strerror or type(error).__name__
+        return dg.Failure(
+            description=f"could not write the export file to {storage_root}: {reason}"
+        )
+    return None
+
+
+def _cancelled(status_table: StatusTableResource, export_id: str) -> bool:
+    with status_table.session() as session:
+        export = get_export(session, export_id)
+        return export is None or export.status == ExportStatus.CANCELLED
+
+
+def _mark_run_canceling(context: dg.AssetExecutionContext) -> None:
+    """Dagster ends a run whose step fails while it is canceling as cancelled."""
+    run = context.instance.get_run_by_id(context.run.run_id)
+    if run is not None and run.status != dg.DagsterRunStatus.CANCELING:
+        context.instance.report_run_canceling(run, message="the export was cancelled")
 
 
 def _permanent(description: str) -> dg.Failure:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from export_pipeline.defs.exports.assets import lead_export
 from export_pipeline.defs.exports.partitions import export_partitions_def
 from export_pipeline.defs.exports.resources import ExportStorageResource, StatusTableResource
+from export_pipeline.defs.exports.run_launcher import WORKER_GONE
 from export_pipeline.defs.exports.tags import EXPORT_ID_TAG, export_run_tags
 from export_pipeline.defs.exports.watch import SILENT_RUN_SECONDS
 from export_pipeline.status import exports as status_exports
@@ -51,7 +52,8 @@ _UNFINISHED = (
 WORKER_LOST = "the export run's worker stopped responding: it was killed or ran out of memory"
 DAGSTER_OUTSIDE_FAILURE = "This run has been marked as failed from outside the execution context."
 """What Dagster records when a run's process vanished, e.g. its code server saw the
-worker exit on a signal; the crash itself is only told in an engine event."""
+worker exit on a signal; the crash itself is only told in an engine event. Run
+monitoring instead quotes `WORKER_GONE` when it finds a forked worker dead."""
 CANCEL_WATCH = timedelta(hours=1)
 """How long after a cancellation the sensor still makes sure its run stops."""
 
@@ -287,11 +289,14 @@ def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
         dagster_event = event.dagster_event
         if dagster_event and dagster_event.event_type == DagsterEventType.STEP_FAILURE:
             error = dagster_event.step_failure_data.error
+            # Once retries run out, Dagster wraps the step's own error in the retry request.
+            while error is not None and error.cls_name == "RetryRequestedFromPolicy":
+                error = error.cause
             if error is not None:
                 return _readable_error(error.cls_name, error.message)
     for event in events:
         message = event.dagster_event.message if event.dagster_event else None
-        if message == DAGSTER_OUTSIDE_FAILURE:
+        if message == DAGSTER_OUTSIDE_FAILURE or (message and WORKER_GONE in message):
             return f"{WORKER_LOST}; retry the export"
         if message:
             return _first_line(message)

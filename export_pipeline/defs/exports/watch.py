@@ -1,8 +1,8 @@
 """Keeping an export run visible and stoppable while it writes.
 
 A run reports progress through the engine's callback; a thread of its own writes the
-latest figures to the status table every few seconds as a heartbeat, and reads back
-the export's status there. A user's cancellation is thereby seen within seconds, and
+latest figures to the status table every second as a heartbeat, and reads back
+the export's status there. A user's cancellation is thereby seen within a second, and
 a run whose worker died stops beating, which the status sensor notices.
 """
 
@@ -18,7 +18,7 @@ from export_pipeline.status.models import ExportStatus
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 1.0
 """How often a run writes its progress; the status sensor gives up on a run that has
 been silent for `SILENT_RUN_SECONDS`."""
 SILENT_RUN_SECONDS = 60.0
