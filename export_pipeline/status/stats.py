@@ -8,7 +8,8 @@ are UTC: a day starts at midnight, a week on Monday (ISO 8601), a month on its 1
 An export counts in the period and for the user of its request: `exports_requested`
 all of them, `leads_exported` and `large_exports` those that completed (a file that
 expired later still counts). A download counts in the period it happened, for the
-user who downloaded.
+user who downloaded; the parts of a resumed download (byte ranges that do not start at
+the first byte) are audited but not counted again.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def read_usage(
         )
     ).all()
     download_rows = session.execute(
-        select(AuditEvent.occurred_at, User.name)
+        select(AuditEvent.occurred_at, User.name, AuditEvent.details)
         .outerjoin(User, User.id == AuditEvent.actor_id)
         .where(
             AuditEvent.source_id == source_id,
@@ -181,8 +182,19 @@ def read_usage(
         export_id: _export_fact(requested_at, name, status, lead_count, details, large_threshold)
         for export_id, requested_at, name, status, lead_count, details in export_rows
     }
-    downloads = [DownloadFact(occurred_at, name) for occurred_at, name in download_rows]
+    downloads = [
+        DownloadFact(occurred_at, name)
+        for occurred_at, name, details in download_rows
+        if starts_a_download(details)
+    ]
     return summarize_usage(exports.values(), downloads, period)
+
+
+def starts_a_download(details: Mapping[str, Any] | None) -> bool:
+    """Whether a `downloaded` event began a transfer: the whole file, or a range from
+    its first byte, rather than the rest of an interrupted download."""
+    byte_range = (details or {}).get("range")
+    return not byte_range or str(byte_range).startswith("0-")
 
 
 def _export_fact(

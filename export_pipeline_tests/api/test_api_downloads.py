@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from export_pipeline.engine.options import ExportOptions
 from export_pipeline.status.exports import mark_completed
 from export_pipeline.status.links import find_link
-from export_pipeline.status.models import DownloadLink, Export, Role
+from export_pipeline.status.models import AuditEvent, DownloadLink, Export, Role
 
 
 @pytest.fixture
@@ -44,6 +44,7 @@ def test_a_link_to_a_pending_export_is_409_naming_its_status(client, harness, ex
 
     assert response.status_code == 409
     assert "pending" in response.json()["detail"]
+    assert response.headers["Retry-After"] == "5"
 
 
 def test_a_link_downloads_the_exact_file_with_its_headers(client, harness, exporter, completed):
@@ -167,11 +168,21 @@ def test_a_revoked_link_is_410(client, harness, exporter, completed):
 
 
 @pytest.mark.parametrize("token", [str(uuid.uuid4()), "not-a-token", "1"])
-def test_an_unknown_or_malformed_token_is_404(client, exporter, token):
+def test_an_unknown_or_malformed_token_is_404_and_the_attempt_is_audited(
+    client, harness, exporter, token
+):
     response = client.get(f"/api/v1/downloads/{token}", headers=exporter.auth)
 
     assert response.status_code == 404
     assert response.json() == {"detail": "download link not found"}
+    with harness.sessions() as session:
+        denied = session.scalars(
+            select(AuditEvent).where(AuditEvent.actor_id == exporter.user_id)
+        ).all()
+    assert [(e.action, e.source_id, e.details) for e in denied] == [
+        ("denied", None, {"reason": "unknown download link"})
+    ]
+    assert token not in str(denied[0].details)
 
 
 @pytest.mark.parametrize("now", [Role.VIEWER, None], ids=["downgraded", "revoked-role"])
@@ -207,6 +218,8 @@ def test_a_link_to_an_export_that_is_not_ready_is_409_with_retry_after(client, h
     assert response.status_code == 409
     assert response.headers["Retry-After"] == "5"
     assert "pending" in response.json()["detail"]
+    denied = harness.audit_events(export_id)[-1]
+    assert (denied.action, denied.details["reason"]) == ("denied", "export pending")
 
 
 def test_a_download_needs_an_api_key_too(client, exporter, completed):
@@ -299,6 +312,13 @@ def test_an_interrupted_download_resumes_from_where_it_stopped(client, harness, 
         f"0-{last_of_first}",
         f"{last_of_first + 1}-{size - 1}",
     ]
+    admin = harness.person({harness.acme_id: Role.ADMIN})
+    stats = client.get(
+        f"/api/v1/sources/{harness.acme_id}/exports/stats",
+        params={"period": "day"},
+        headers=admin.auth,
+    ).json()["items"]
+    assert [item["downloads"] for item in stats if item["user"] == exporter.name] == [1]
 
 
 def test_a_range_inside_the_file_is_exactly_those_bytes(client, exporter, sizeable):
@@ -533,3 +553,18 @@ def test_a_large_file_streams_in_constant_memory(client, harness, exporter):
     assert size >= 100 * 1024 * 1024
     assert (received, digest.hexdigest()) == (size, sha256)
     assert peak - baseline < 64 * 1024 * 1024, f"RSS grew by {(peak - baseline) >> 20} MiB"
+
+
+def test_a_link_whose_file_was_lost_is_410_and_the_attempt_is_audited(client, harness, exporter):
+    export_id, _ = harness.completed_export(exporter, harness.acme_id)
+    link = issue(client, exporter, export_id).json()
+    with harness.sessions() as session:
+        uri = session.get_one(Export, export_id).file_uri
+    harness.storage.delete(uri)
+
+    response = client.get(download_path(link), headers=exporter.auth)
+
+    assert response.status_code == 410
+    assert "no longer available" in response.json()["detail"]
+    denied = harness.audit_events(export_id)[-1]
+    assert (denied.action, denied.details["reason"]) == ("denied", "file missing from storage")

@@ -80,7 +80,9 @@ def create_link(
     export = access.export
     if export.status != ExportStatus.COMPLETED:
         msg = f"export {export.id} is {export.status}; a link can be issued once it is completed"
-        raise HTTPException(status.HTTP_409_CONFLICT, msg)
+        running = not ExportStatus(export.status).is_terminal
+        headers = {"Retry-After": str(NOT_READY_RETRY_AFTER_SECONDS)} if running else None
+        raise HTTPException(status.HTTP_409_CONFLICT, msg, headers=headers)
 
     now = datetime.now(UTC)
     token, link = issue_link(session, export, user.id, ttl=ttl, now=now)
@@ -225,7 +227,7 @@ def download_export(
             headers=unsatisfiable_range_headers(size),
         ) from None
 
-    handle = _open_file(storage, export)
+    handle = _open_file(session, user, link, storage)
     try:
         details: dict[str, object] = {"link_id": link.id, "file_size": size}
         if byte_range is not None:
@@ -276,8 +278,8 @@ def download_export(
 def download_export_headers(
     token: str, session: SessionDep, storage: ExportStorageDep, user: CurrentUser
 ) -> Response:
-    _, export, size = _permitted_download(session, user, token, now=datetime.now(UTC))
-    _open_file(storage, export).close()
+    link, export, size = _permitted_download(session, user, token, now=datetime.now(UTC))
+    _open_file(session, user, link, storage).close()
     return Response(
         headers=attachment_headers(export.file_name, size=size, sha256=export.sha256 or ""),
         media_type=media_type_for(export.file_name),
@@ -292,6 +294,8 @@ def _permitted_download(
     link recorded as denied."""
     link = find_link(session, token)
     if link is None:
+        # No source to file it under: the source-less event is for operators only.
+        deny(session, user.id, reason="unknown download link")
         raise HTTPException(status.HTTP_404_NOT_FOUND, LINK_NOT_FOUND)
     export = link.export
 
@@ -307,19 +311,27 @@ def _permitted_download(
         if state is LinkState.REVOKED:
             msg = "this download link was revoked; ask for a new link to the export"
         raise HTTPException(status.HTTP_410_GONE, msg)
-    _check_file_ready(export)
+    try:
+        _check_file_ready(export)
+    except HTTPException:
+        _deny_download(session, user, link, reason=f"export {export.status}")
+        raise
 
     assert export.file_uri is not None
     assert export.file_size is not None
     return link, export, export.file_size
 
 
-def _open_file(storage: ExportStorage, export: Export) -> BinaryIO:
+def _open_file(
+    session: Session, user: User, link: DownloadLink, storage: ExportStorage
+) -> BinaryIO:
+    export = link.export
     assert export.file_uri is not None
     try:
         return storage.open_read(export.file_uri)
     except FileNotFoundError:
         log.error("export %s is completed but its file is missing from storage", export.id)
+        _deny_download(session, user, link, reason="file missing from storage")
         msg = "the file of this export is no longer available; request a new export"
         raise HTTPException(status.HTTP_410_GONE, msg) from None
 
