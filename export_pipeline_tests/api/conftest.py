@@ -37,7 +37,7 @@ from export_pipeline.status.database import make_engine, make_session_factory, m
 from export_pipeline.status.exports import mark_completed, request_export
 from export_pipeline.status.links import issue_link
 from export_pipeline.status.models import AuditEvent, Export, Role, SourcePermission, User
-from export_pipeline.status.users import create_user, grant_role, issue_api_key
+from export_pipeline.status.users import create_api_key, create_user, grant_role
 from export_pipeline.storage import ExportStorage
 
 PUBLIC_URL = "https://exports.example.test"
@@ -138,6 +138,7 @@ class Person:
     user_id: int
     name: str
     key: str
+    key_id: int
 
     @property
     def auth(self) -> dict[str, str]:
@@ -158,11 +159,11 @@ class Harness:
     def person(self, roles: dict[int, Role] | None = None) -> Person:
         with self.sessions() as session:
             user = create_user(session, f"user-{uuid.uuid4().hex[:10]}")
-            key = issue_api_key(session, user)
+            key, row = create_api_key(session, user)
             for source_id, role in (roles or {}).items():
                 grant_role(session, user, source_id, role)
             session.commit()
-            return Person(user_id=user.id, name=user.name, key=key)
+            return Person(user_id=user.id, name=user.name, key=key, key_id=row.id)
 
     def grant(self, person: Person, source_id: int, role: Role) -> None:
         with self.sessions() as session:

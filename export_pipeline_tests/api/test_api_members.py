@@ -72,6 +72,9 @@ def member_calls(harness, source_id: int) -> dict[str, Call]:
         "put": Call("PUT", f"{base}/{outsider.name}", {"role": "exporter"}, 200),
         "post": Call("POST", base, {"name": f"new-{uuid.uuid4().hex[:10]}", "role": "viewer"}, 201),
         "delete": Call("DELETE", f"{base}/{member.name}", None, 204),
+        "keys": Call("GET", f"{base}/{member.name}/keys", None, 200),
+        "add-key": Call("POST", f"{base}/{member.name}/keys", None, 201),
+        "revoke-key": Call("DELETE", f"{base}/{member.name}/keys/{member.key_id}", None, 204),
     }
 
 
@@ -79,7 +82,9 @@ def send(client, call: Call, headers: dict[str, str]):
     return client.request(call.method, call.path, json=call.body, headers=headers)
 
 
-@pytest.mark.parametrize("endpoint", ["list", "put", "post", "delete"])
+@pytest.mark.parametrize(
+    "endpoint", ["list", "put", "post", "delete", "keys", "add-key", "revoke-key"]
+)
 def test_member_endpoints_answer_401_404_403_and_only_admins_succeed(client, harness, endpoint):
     source_id = fresh_source_id()
     admin = harness.person({source_id: Role.ADMIN})
@@ -192,7 +197,8 @@ def test_put_and_delete_for_an_unknown_user_are_404(client, harness):
     delete = client.delete(path, headers=admin.auth)
 
     assert (put.status_code, put.json()) == (404, {"detail": "user not found"})
-    assert (delete.status_code, delete.json()) == (404, {"detail": "user not found"})
+    assert delete.status_code == 404
+    assert delete.json()["detail"].endswith(f"has no role on source {source_id}")
 
 
 def test_a_name_with_a_slash_or_spaces_can_be_addressed(client, harness):
@@ -424,3 +430,65 @@ def test_member_changes_are_audited_with_actor_source_user_and_role_and_no_secre
     key = created["api_key"]["key"]
     assert key not in recorded
     assert hashlib.sha256(key.encode()).hexdigest() not in recorded
+
+
+def test_an_admin_lists_issues_and_revokes_a_members_keys(client, harness):
+    source_id = fresh_source_id()
+    admin = harness.person({source_id: Role.ADMIN})
+    member = harness.person({source_id: Role.EXPORTER})
+    base = f"/api/v1/sources/{source_id}/members/{member.name}/keys"
+
+    issued = client.post(base, headers=admin.auth)
+    listed = client.get(base, headers=admin.auth)
+    works = client.get("/api/v1/me", headers=bearer(issued.json()["key"]))
+    revoked = client.delete(f"{base}/{member.key_id}", headers=admin.auth)
+    old_key = client.get("/api/v1/me", headers=member.auth)
+
+    assert issued.status_code == 201
+    new_key = issued.json()
+    assert new_key["key"].startswith(new_key["prefix"])
+    assert listed.status_code == 200
+    assert [item["id"] for item in listed.json()["items"]] == [member.key_id, new_key["id"]]
+    assert "key" not in listed.json()["items"][0]
+    assert new_key["key"] not in listed.text
+    assert works.json()["name"] == member.name
+    assert revoked.status_code == 204
+    assert old_key.status_code == 401
+    events = [e for e in role_events(harness, source_id) if e.actor_id == admin.user_id]
+    assert [e.action for e in events] == ["key_issued"]
+    assert new_key["key"] not in str([e.details for e in events])
+
+
+def test_keys_of_a_member_of_other_sources_need_the_admin_role_there_too(client, harness):
+    source_id = fresh_source_id()
+    admin = harness.person({source_id: Role.ADMIN})
+    member = harness.person({source_id: Role.VIEWER, harness.other_id: Role.EXPORTER})
+    base = f"/api/v1/sources/{source_id}/members/{member.name}/keys"
+
+    issue = client.post(base, headers=admin.auth)
+    revoke = client.delete(f"{base}/{member.key_id}", headers=admin.auth)
+    harness.grant(admin, harness.other_id, Role.ADMIN)
+    allowed = client.post(base, headers=admin.auth)
+
+    assert (issue.status_code, revoke.status_code) == (403, 403)
+    assert "remove their role on this source" in issue.json()["detail"]
+    assert client.get("/api/v1/me", headers=member.auth).status_code == 200
+    assert allowed.status_code == 201
+
+
+def test_keys_of_an_unknown_user_and_of_a_user_of_other_sources_alike_are_404(client, harness):
+    source_id = fresh_source_id()
+    admin = harness.person({source_id: Role.ADMIN})
+    elsewhere = harness.person({harness.other_id: Role.ADMIN})
+    base = f"/api/v1/sources/{source_id}/members"
+
+    answers = [
+        client.request(method, f"{base}/{name}/keys{suffix}", headers=admin.auth)
+        for name in (elsewhere.name, f"nobody-{uuid.uuid4().hex[:8]}")
+        for method, suffix in (("GET", ""), ("POST", ""), ("DELETE", f"/{elsewhere.key_id}"))
+    ]
+
+    assert [answer.status_code for answer in answers] == [404] * 6
+    for answer in answers:
+        assert answer.json()["detail"].endswith(f"has no role on source {source_id}")
+    assert client.get("/api/v1/me", headers=elsewhere.auth).status_code == 200

@@ -16,7 +16,7 @@ def test_the_openapi_document_describes_the_interface(client):
     expected = {
         ("GET", "/api/v1/health"): [],
         ("GET", "/api/v1/sources"): ["401"],
-        ("POST", "/api/v1/sources/{source_id}/exports"): ["401", "403", "404", "422", "503"],
+        ("POST", "/api/v1/sources/{source_id}/exports"): ["401", "403", "404", "409", "422", "503"],
         ("GET", "/api/v1/sources/{source_id}/exports"): ["401", "404", "422"],
         ("POST", "/api/v1/sources/{source_id}/exports/preview"): ["401", "403", "404", "422"],
         ("POST", "/api/v1/exports/{export_id}/cancel"): ["401", "403", "404", "409"],
@@ -31,6 +31,13 @@ def test_the_openapi_document_describes_the_interface(client):
         ("POST", "/api/v1/sources/{source_id}/members"): ["401", "403", "404", "409", "422"],
         ("PUT", "/api/v1/sources/{source_id}/members/{name}"): ["401", "403", "404", "409"],
         ("DELETE", "/api/v1/sources/{source_id}/members/{name}"): ["401", "403", "404", "409"],
+        ("GET", "/api/v1/sources/{source_id}/members/{name}/keys"): ["401", "403", "404"],
+        ("POST", "/api/v1/sources/{source_id}/members/{name}/keys"): ["401", "403", "404"],
+        ("DELETE", "/api/v1/sources/{source_id}/members/{name}/keys/{key_id}"): [
+            "401",
+            "403",
+            "404",
+        ],
         ("GET", "/api/v1/me"): ["401"],
         ("PATCH", "/api/v1/me"): ["401", "422"],
         ("GET", "/api/v1/me/keys"): ["401"],

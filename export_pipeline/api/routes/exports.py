@@ -30,6 +30,7 @@ from export_pipeline.api.deps import (
 )
 from export_pipeline.api.errors import error_responses, validation_error
 from export_pipeline.api.schemas import (
+    ErrorOut,
     ExportHistoryQuery,
     ExportList,
     ExportOut,
@@ -100,6 +101,10 @@ router = APIRouter(tags=["exports"])
             status.HTTP_404_NOT_FOUND,
             status.HTTP_503_SERVICE_UNAVAILABLE,
         ),
+        status.HTTP_409_CONFLICT: {
+            "model": ErrorOut,
+            "description": "The `Idempotency-Key` was used before with another body.",
+        },
     },
 )
 def create_export(

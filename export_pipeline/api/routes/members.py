@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from export_pipeline.api.deps import CurrentUser, SessionDep, SourceAccess, SourceAccessDep
 from export_pipeline.api.errors import error_responses
-from export_pipeline.api.routes.keys import NewApiKeyOut
+from export_pipeline.api.routes.keys import KEY_NOT_FOUND, MAX_KEY_ID, NewApiKeyOut
 from export_pipeline.api.schemas import ErrorOut
 from export_pipeline.status.audit import AuditAction
 from export_pipeline.status.models import Role, User
@@ -28,12 +28,17 @@ from export_pipeline.status.users import (
     check_user_name,
     create_api_key,
     create_user,
+    find_api_key,
     find_user,
     grant_role,
+    list_api_keys,
     members_of_source,
     record_key_event,
     record_role_event,
+    revoke_api_key,
     revoke_role,
+    role_on_source,
+    roles_of_user,
 )
 
 log = logging.getLogger(__name__)
@@ -172,6 +177,114 @@ def create_member(
     )
 
 
+KEYS_PATH = "/sources/{source_id}/members/{name}/keys"
+
+
+class MemberKeyOut(BaseModel):
+    id: int
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    created_at: datetime
+    revoked_at: datetime | None = Field(description="Set once the key stopped working.")
+
+
+class MemberKeyList(BaseModel):
+    items: list[MemberKeyOut] = Field(description="Oldest key first, revoked keys included.")
+
+
+# Declared before MEMBER_PATH, whose `:path` name would otherwise take ".../keys" in.
+@router.get(
+    KEYS_PATH,
+    summary="List a member's API keys",
+    description=(
+        "Ids and prefixes only, never a key. A user without a role on the source is 404. "
+        "Needs the admin role."
+    ),
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def read_member_keys(access: AdminAccessDep, session: SessionDep, name: str) -> MemberKeyList:
+    user = _find_member(session, name, access.source_id)
+    return MemberKeyList(
+        items=[
+            MemberKeyOut(
+                id=key.id, prefix=key.prefix, created_at=key.created_at, revoked_at=key.revoked_at
+            )
+            for key in list_api_keys(session, user.id)
+        ]
+    )
+
+
+@router.post(
+    KEYS_PATH,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create another API key for a member",
+    description=(
+        "Answers with the new key, once: hand it to the user; their other keys keep "
+        "working. A key works on every source of its user, so this needs the admin role "
+        "on each source the member has a role on (403 otherwise)."
+    ),
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def create_member_key(
+    access: AdminAccessDep, session: SessionDep, actor: CurrentUser, name: str
+) -> NewApiKeyOut:
+    user = _find_member(session, name, access.source_id)
+    _require_admin_of_every_source(session, actor, user, doing="issue a key for")
+
+    now = datetime.now(UTC)
+    key, row = create_api_key(session, user)
+    record_key_event(
+        session,
+        AuditAction.KEY_ISSUED,
+        actor_id=actor.id,
+        user=user,
+        api_key=row,
+        source_id=access.source_id,
+        at=now,
+    )
+    session.commit()
+    log.info("API key %d issued to user %d by user %d", row.id, user.id, actor.id)
+
+    return NewApiKeyOut.from_key(key, row)
+
+
+@router.delete(
+    KEYS_PATH + "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a member's API key",
+    description=(
+        "The key stops working at once, on every source of its user, so this needs the "
+        "admin role on each source the member has a role on (403 otherwise; removing "
+        "the member's role here stops their access to this source whatever their keys). "
+        "Revoking a revoked key changes nothing; another user's key id is 404. Needs the "
+        "admin role."
+    ),
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def revoke_member_key(
+    access: AdminAccessDep, session: SessionDep, actor: CurrentUser, name: str, key_id: int
+) -> Response:
+    user = _find_member(session, name, access.source_id)
+    row = find_api_key(session, user.id, key_id) if 0 < key_id <= MAX_KEY_ID else None
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, KEY_NOT_FOUND)
+    _require_admin_of_every_source(session, actor, user, doing="revoke a key of")
+
+    now = datetime.now(UTC)
+    if revoke_api_key(session, user.id, row.id, at=now):
+        record_key_event(
+            session,
+            AuditAction.KEY_REVOKED,
+            actor_id=actor.id,
+            user=user,
+            api_key=row,
+            source_id=access.source_id,
+            at=now,
+        )
+        log.info("API key %d of user %d revoked by user %d", row.id, user.id, actor.id)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.put(
     MEMBER_PATH,
     summary="Give an existing user a role on a source, or change it",
@@ -235,7 +348,7 @@ def delete_member(
     access: AdminAccessDep, session: SessionDep, actor: CurrentUser, name: str
 ) -> Response:
     source_id = access.source_id
-    user = _find_user(session, name)
+    user = _find_member(session, name, source_id)
 
     now = datetime.now(UTC)
     try:
@@ -261,6 +374,32 @@ def delete_member(
     )
 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _find_member(session: Session, name: str, source_id: int) -> User:
+    """The user of that name with a role on the source; 404 alike for an unknown user
+    and for a user of other sources only, so that names cannot be probed."""
+    user = find_user(session, name)
+    if user is None or role_on_source(session, user.id, source_id) is None:
+        msg = f"user {name!r} has no role on source {source_id}"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, msg)
+    return user
+
+
+def _require_admin_of_every_source(
+    session: Session, actor: User, member: User, *, doing: str
+) -> None:
+    """403 unless the caller administers every source the member has a role on: a key
+    opens all of them."""
+    if member.id == actor.id:
+        return
+    for source_id, _role in roles_of_user(session, member.id):
+        if role_on_source(session, actor.id, source_id) is not Role.ADMIN:
+            msg = (
+                f"only an admin of every source of user {member.name!r} may {doing} them; "
+                "remove their role on this source instead to end their access here"
+            )
+            raise HTTPException(status.HTTP_403_FORBIDDEN, msg)
 
 
 def _find_user(session: Session, name: str) -> User:
