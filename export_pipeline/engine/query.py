@@ -28,7 +28,8 @@ LEAD_COLUMNS = (
     "source_id",
 )
 
-_PHONE_LIKE = re.compile(r"[\d\s().+\-/]*\d[\d\s().+\-/]*")
+_FINAL_SIGMA, _SIGMA = "\u03c2", "\u03c3"
+_PHONE_LIKE = re.compile(r"[\d\s().+\-/]*\d[\d\s().+\-/]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def phone_digits(search: str) -> str | None:
     """
     if not _PHONE_LIKE.fullmatch(search):
         return None
-    return re.sub(r"\D", "", search)
+    return re.sub(r"\D", "", search, flags=re.ASCII)
 
 
 def _attribute_condition(with_value: bool) -> str:
@@ -126,6 +127,13 @@ def _attribute_condition(with_value: bool) -> str:
     )
 
 
+def _folded(text: str) -> str:
+    """`text` in the form a case-insensitive search compares: every letter lowercased on
+    its own (so a dotted capital I is "i"), and the Greek final sigma (U+03C2) taken as
+    the sigma (U+03C3) that a capital sigma lowercases to, wherever it stands."""
+    return f"replace(lower({text}), '{_FINAL_SIGMA}', '{_SIGMA}')"
+
+
 def _search_condition(search: str) -> tuple[str, dict[str, Any]]:
     texts = [
         "l.first_name",
@@ -134,7 +142,7 @@ def _search_condition(search: str) -> tuple[str, dict[str, Any]]:
         "l.email",
         "l.phone",
     ]
-    matches = [f"contains(lower({text}), lower($search))" for text in texts]
+    matches = [f"contains({_folded(text)}, {_folded('$search')})" for text in texts]
     params: dict[str, Any] = {"search": search}
     digits = phone_digits(search)
     if digits:

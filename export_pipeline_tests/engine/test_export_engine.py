@@ -658,6 +658,37 @@ def test_search_matches_names_email_and_phone_literally_ignoring_case(
         assert connection.execute("SELECT count(*) FROM leads").fetchone() == (5,)
 
 
+@pytest.mark.parametrize(
+    ("search", "names"),
+    [
+        ("ΟΔΥΣΣΕΥΣ", {"Οδυσσευς"}),
+        ("οδυσσευσ", {"Οδυσσευς"}),
+        ("ΣΟΦΙΑ", {"Σοφια"}),
+        ("ibrahim", {"İbrahim"}),
+        ("İBRAHİM", {"İbrahim"}),
+        ("ÉLODIE", {"élodie"}),
+        ("straße", {"STRAßE"}),
+        ("strasse", set()),
+    ],
+)
+def test_search_ignores_the_case_of_letters_beyond_ascii(
+    lead_store: LeadStore, tmp_path: Path, search: str, names: set[str]
+) -> None:
+    path = write_leads_csv(
+        tmp_path / "unicode.csv",
+        ["First"],
+        [{"First": name} for name in ("Οδυσσευς", "Σοφια", "İbrahim", "élodie", "STRAßE")],
+    )
+    mapping = ColumnMapping(fields={"first_name": "First"})
+    imported = import_leads(
+        lead_store, path, source_name="Abroad", mapping=mapping, now=IMPORTED_AT
+    )
+
+    _, raw = run_export(lead_store, imported.source_id, ExportFilters(search=search))
+
+    assert first_names(raw) == names
+
+
 def test_filters_combine_with_and(lead_store: LeadStore, source_id: int) -> None:
     filters = ExportFilters(
         statuses=["new"],

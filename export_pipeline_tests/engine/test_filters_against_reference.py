@@ -338,12 +338,18 @@ def reference_instant(text: str, zone_name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def folded(text: str) -> str:
+    """Each character lowercased on its own (its first character, for the one letter
+    whose lowercase is two), and the final sigma taken as sigma."""
+    return "".join(c.lower()[0] for c in text).replace("\u03c2", "\u03c3")
+
+
 def reference_search(lead: ReferenceLead, search: str) -> bool:
     """A case-insensitive literal substring of a name, the full name, email or phone;
     a text of digits and phone punctuation also matches a phone on digits alone."""
     full_name = " ".join(part for part in (lead.first_name, lead.last_name) if part)
     texts = [lead.first_name, lead.last_name, full_name, lead.email, lead.phone]
-    if any(text and search.lower() in text.lower() for text in texts):
+    if any(text and folded(search) in folded(text) for text in texts):
         return True
     is_phone_like = any(c.isdigit() for c in search) and all(
         c in "0123456789" or c in PHONE_PUNCTUATION for c in search
