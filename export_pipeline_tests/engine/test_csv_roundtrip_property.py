@@ -6,8 +6,10 @@ value, a missing value and an empty string still told apart. With the guard on, 
 text cell is quoted and exactly the cells a spreadsheet would run gain a leading `'`.
 
 Each example builds its own in-memory DuckDB lead store with the real schema and writer.
-Values mix arbitrary Unicode with the fields of the csv-spectrum and csvkit sample files
-and the formula payloads of `../shared/data/injection`.
+Values mix arbitrary Unicode with the fields and raw lines of the csv-spectrum and
+csvkit sample files (each decoded from its own encoding) and the formula payloads of
+`../shared/data/injection`; two tests without chance put every one of those sample
+values in every text column.
 
 NUL (`\\x00`) is included on purpose: DuckDB keeps it inside VARCHAR values and Polars
 writes it through unchanged, so it must round-trip like any other character. Only lone
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,30 +100,56 @@ def _csv_fields(text: str) -> list[str]:
     return [field for record in csv.reader(io.StringIO(text, newline="")) for field in record]
 
 
+def _decoded(raw: bytes) -> str:
+    """The text of a sample file in the encoding it was written in."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _file_values(path: Path) -> list[str]:
+    """Every field of a sample file and every raw line of it, line ends kept as written."""
+    text = _decoded(path.read_bytes())
+    lines = [line for line in re.split(r"(?<=\r\n)|(?<=\n)|(?<=\r)(?!\n)", text) if line]
+    return _csv_fields(text) + lines
+
+
 def _spectrum_values() -> list[str]:
-    folder = SHARED_DATA / "csv_edge_cases" / "csv-spectrum" / "csvs"
+    """The csv-spectrum files (location_coordinates too: its quirk is in the expected
+    parse, not in the values) and the values of their expected parses."""
+    spectrum = SHARED_DATA / "csv_edge_cases" / "csv-spectrum"
     values = []
-    for path in sorted(folder.glob("*.csv")):
-        if path.stem != "location_coordinates":
-            values.extend(_csv_fields(path.read_text(encoding="utf-8")))
+    for path in sorted((spectrum / "csvs").glob("*.csv")):
+        values.extend(_file_values(path))
+    for path in sorted((spectrum / "json").glob("*.json")):
+        values.extend(_strings_in(json.loads(path.read_text(encoding="utf-8"))))
     return values
+
+
+def _strings_in(document: object) -> list[str]:
+    if isinstance(document, dict):
+        return [text for value in document.values() for text in _strings_in(value)]
+    if isinstance(document, list):
+        return [text for value in document for text in _strings_in(value)]
+    return [str(document)]
 
 
 def _csvkit_values() -> list[str]:
     values = []
     for path in sorted((SHARED_DATA / "csv_edge_cases" / "csvkit-examples").glob("*.csv")):
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-        values.extend(_csv_fields(text))
+        values.extend(_file_values(path))
     return values
 
 
 def _injection_lines() -> list[str]:
+    """Each payload line as written: a carriage return that starts or ends one stays."""
     lines = []
     for path in sorted((SHARED_DATA / "injection").glob("*.txt")):
-        lines.extend(line for line in path.read_text(encoding="utf-8").split("\n") if line)
+        text = path.read_bytes().decode("utf-8")
+        lines.extend(line for line in text.split("\n") if line)
     return lines
 
 
@@ -128,6 +157,8 @@ INJECTION_LINES = _injection_lines()
 SAMPLE_VALUES = sorted(set(_spectrum_values() + _csvkit_values() + INJECTION_LINES))
 assert INJECTION_LINES, "the injection folder holds no payload lines"
 assert any("\x00" in value for value in SAMPLE_VALUES), "csvkit's null_byte.csv was not read"
+assert "\u00a9" in "".join(SAMPLE_VALUES), "csvkit's test_latin1.csv was not decoded"
+assert any("\r\n" in value for value in SAMPLE_VALUES), "CRLF inside values was lost"
 
 
 # --- a strict RFC 4180 reader ----------------------------------------------------------
@@ -468,3 +499,47 @@ def test_every_injection_payload_as_first_name_is_carried_byte_for_byte_without_
         assert first_name == Cell(payload, quoted=needs_quotes(payload)), payload
         if not first_name.quoted:
             assert f",{payload},".encode() in text.encode(), payload
+
+
+# --- every sample value, in every text column ----------------------------------------
+
+
+def sample_leads() -> list[Lead]:
+    """One lead per sample value, the value in every text field, custom field and
+    attribute of the lead."""
+    moment = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    return [
+        Lead(
+            fields=dict.fromkeys(LEAD_TEXT_FIELDS, value),
+            custom=dict.fromkeys(CUSTOM_HEADERS, value),
+            attributes=dict.fromkeys(ATTRIBUTE_HEADERS, value),
+            created_at=moment,
+            updated_at=moment,
+        )
+        for value in SAMPLE_VALUES
+    ]
+
+
+def test_every_sample_value_in_every_text_column_reads_back_exactly_without_guard() -> None:
+    leads = sample_leads()
+
+    records = parse_rfc4180(export_text(leads, ExportOptions(formula_guard=False), 50))
+
+    assert len(records) == 1 + len(SAMPLE_VALUES)
+    for lead_id, (lead, record) in enumerate(zip(leads, records[1:], strict=True), start=1):
+        exported = dict(zip(HEADER, record, strict=True))
+        for header, value in stored_cells(lead, lead_id).items():
+            assert exported[header] == value, (lead_id, header)
+
+
+def test_every_sample_value_in_every_text_column_is_neutralised_by_default() -> None:
+    leads = sample_leads()
+
+    cells = read_cells(export_text(leads, ExportOptions(), 50))
+
+    assert len(cells) == 1 + len(SAMPLE_VALUES)
+    for lead_id, (lead, raw) in enumerate(zip(leads, cells[1:], strict=True), start=1):
+        exported = dict(zip(HEADER, raw, strict=True))
+        for header, value in stored_cells(lead, lead_id).items():
+            if header not in NUMBER_COLUMNS:
+                assert exported[header] == Cell(guarded(value), quoted=True), (lead_id, header)
