@@ -52,7 +52,7 @@ class Measurement:
 
 def main() -> None:
     arguments = _parse_arguments()
-    store = ensure_store(arguments.leads)
+    store = ensure_store(arguments.leads, arguments.data)
     measurements = []
     with tempfile.TemporaryDirectory(prefix="export-bench-") as scratch:
         for workload in arguments.workloads:
@@ -63,24 +63,24 @@ def main() -> None:
                 _print_progress(measurement)
         scale = None
         if arguments.scale_leads and "filtered" in arguments.workloads:
-            large = ensure_store(arguments.scale_leads)
+            large = ensure_store(arguments.scale_leads, arguments.data)
             big = measure("ours", "filtered", large, arguments.scale_leads, Path(scratch), 1)
             _print_progress(big)
             scale = _scale_check(measurements, big)
 
     report = _report(measurements, scale, arguments)
     print(_table(report))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'latest.json'}")
+    arguments.results.mkdir(parents=True, exist_ok=True)
+    (arguments.results / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {arguments.results / 'latest.json'}")
     if not report["identical_output"]:
         sys.exit("tools wrote different bytes for the same workload; see identical_output")
 
 
-def ensure_store(leads: int) -> Path:
-    path = DATA / f"store-{leads}.duckdb"
+def ensure_store(leads: int, data: Path = DATA) -> Path:
+    path = data / f"store-{leads}.duckdb"
     if not path.exists():
-        DATA.mkdir(parents=True, exist_ok=True)
+        data.mkdir(parents=True, exist_ok=True)
         print(f"generating a store of {leads:,} leads in {path} ...", flush=True)
         started = time.perf_counter()
         partial = path.with_suffix(".partial")
@@ -170,9 +170,15 @@ def _report(measurements: list[Measurement], scale: dict | None, arguments) -> d
         "identical_output": identical,
         "targets": {
             "ratio_to_best_at_most_1": {
-                name: summary.get("ratio_to_best") for name, summary in workloads.items()
+                name: {"ratio": ratio, "met": ratio <= 1.0}
+                for name, summary in workloads.items()
+                if (ratio := summary.get("ratio_to_best")) is not None
             },
-            "whole_source_peak_rss_at_most_1024_mb": whole.peak_rss_mb if whole else None,
+            "whole_source_peak_rss_at_most_1024_mb": (
+                {"peak_rss_mb": whole.peak_rss_mb, "met": whole.peak_rss_mb <= 1024}
+                if whole
+                else None
+            ),
             "scale": scale,
         },
     }
@@ -192,13 +198,22 @@ def _table(report: dict) -> str:
                 f"| {name} | {tool} | {m['seconds']:.2f} | {m['peak_rss_mb']:.0f} | "
                 f"{m['rows']:,} | {m['bytes'] / 1e6:.1f} | {ratio} |"
             )
-    scale = report["targets"]["scale"]
+    targets = report["targets"]
+    lines.append("")
+    for name, target in targets["ratio_to_best_at_most_1"].items():
+        verdict = "met" if target["met"] else "NOT met"
+        lines.append(f"{name}: ours at {target['ratio']:.2f}x the best hand-written: {verdict}")
+    rss = targets["whole_source_peak_rss_at_most_1024_mb"]
+    if rss:
+        verdict = "met" if rss["met"] else "NOT met"
+        lines.append(f"whole: ours peaks at {rss['peak_rss_mb']:.0f} MB (<= 1024 MB): {verdict}")
+    scale = targets["scale"]
     if scale:
-        lines.append("")
         lines.append(
             f"filtered export peak RSS: {scale['peak_rss_mb_small']:.0f} MB at "
             f"{scale['leads_small']:,} leads, {scale['peak_rss_mb_large']:.0f} MB at "
-            f"{scale['leads_large']:,} leads ({scale['rss_ratio']:.2f}x)"
+            f"{scale['leads_large']:,} leads ({scale['rss_ratio']:.2f}x, <= 1.3x): "
+            + ("met" if scale["met"] else "NOT met")
         )
     return "\n".join(lines)
 
@@ -223,6 +238,8 @@ def _parse_arguments() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and workload")
     parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--data", type=Path, default=DATA, help="where generated stores are kept")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where latest.json goes")
     return parser.parse_args()
 
 
