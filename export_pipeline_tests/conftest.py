@@ -2,17 +2,22 @@
 
 Nothing here is mocked. The lead store is a DuckDB file under `tmp_path`, the status
 table is a SQLite file under `tmp_path` or a fresh database on the PostgreSQL server
-at 127.0.0.1:5432, and the sample data are the files of `../shared/data`.
+at 127.0.0.1:5432, object storage is a real S3 API served over loopback by moto's
+server (started here), and the sample data are the files of `../shared/data`.
 """
 
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from fsspec.core import url_to_fs
+from moto.server import ThreadedMotoServer
 from psycopg import sql
 
 from export_pipeline.leads.store import LeadStore
@@ -80,3 +85,31 @@ def status_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def lead_store(tmp_path: Path) -> LeadStore:
     """An empty lead store file of its own for each test."""
     return LeadStore(tmp_path / "leads.duckdb")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The URL of an S3-compatible server on loopback, for the whole session."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_storage(s3_endpoint: str) -> tuple[str, dict[str, Any]]:
+    """The URL of a folder in a new, empty bucket and the fsspec options to reach it."""
+    options: dict[str, Any] = {
+        "key": "test-key",
+        "secret": "test-secret",
+        "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "eu-west-1"},
+    }
+    bucket = f"exports-{secrets.token_hex(6)}"
+    fs, _ = url_to_fs(f"s3://{bucket}", **options)
+    fs.mkdir(bucket)
+    return f"s3://{bucket}/exports", options
