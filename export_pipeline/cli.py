@@ -144,6 +144,11 @@ def parse_field_map(
     metavar="COLUMN",
     help="Column with creation dates or timestamps; a date alone is midnight UTC.",
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show how far the import is on stderr; by default only when stderr is a terminal.",
+)
 @pass_context
 def import_command(
     context: Context,
@@ -153,6 +158,7 @@ def import_command(
     status_column: str | None,
     attribute_columns: tuple[str, ...],
     created_at_column: str | None,
+    progress: bool | None,
 ) -> None:
     """Load the leads of a CSV FILE into a source, creating the source if needed.
 
@@ -166,19 +172,27 @@ def import_command(
         created_at_column=created_at_column,
     )
 
+    show = sys.stderr.isatty() if progress is None else progress
     with reported_as_user_errors(), ExitStack() as progress_bars:
 
-        def show_progress(raw: BinaryIO, size: int) -> BinaryIO:
-            return progress_bars.enter_context(
-                tqdm.wrapattr(raw, "read", total=size, desc=f"reading {file.name}", disable=None)
+        def show_reading(raw: BinaryIO, size: int) -> BinaryIO:
+            bar = tqdm.wrapattr(
+                raw, "read", total=size, desc=f"reading {file.name}", disable=not show
             )
+            return progress_bars.enter_context(bar)
+
+        def show_step(message: str) -> None:
+            progress_bars.close()  # the file has been read: end its bar first
+            if show:
+                click.echo(message, err=True)
 
         result = import_leads(
             context.lead_store,
             file,
             source_name=source_name,
             mapping=mapping,
-            wrap_file=show_progress,
+            wrap_file=show_reading,
+            on_step=show_step,
         )
 
     click.echo(describe_append(result))

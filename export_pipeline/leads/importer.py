@@ -66,6 +66,7 @@ def import_leads(
     mapping: ColumnMapping,
     now: datetime | None = None,
     wrap_file: Callable[[BinaryIO, int], BinaryIO] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> AppendResult:
     """Import every row of the CSV at `path` as a lead of `source_name`.
 
@@ -74,17 +75,28 @@ def import_leads(
     imported on the same day gets the same times. `now` fixes the import time for
     tests; left out, the leads are stamped as imported once the write lock is held (see
     `append_leads`). `wrap_file` may wrap the open file (given its size), for example
-    to show progress. Raises `LeadImportError`.
+    to show progress; `on_step` is told of each later step as it begins. Raises
+    `LeadImportError`.
     """
+    step = on_step or (lambda _message: None)
     inserted_at = now
     now = now or datetime.now(UTC)
     if not source_name.strip():
         msg = "the source name must not be blank"
         raise LeadImportError(msg)
-    table = _read_csv(path, wrap_file)
+    try:
+        table = _read_csv(path, wrap_file)
+    except OSError as error:
+        msg = f"{path}: cannot read it: {error.strerror or type(error).__name__}"
+        raise LeadImportError(msg) from None
+    step(f"read {table.num_rows} rows of {table.num_columns} columns; checking them")
     columns = table.column_names
     _check_mapping(mapping, columns)
     new = _new_leads(table, mapping, now)
+    step(
+        f"writing {new.leads.height} leads, {new.custom_values.height} custom values and "
+        f"{new.attributes.height} attribute tags in one transaction"
+    )
     with store.writing() as connection:
         return append_leads(connection, source_name.strip(), new, inserted_at=inserted_at)
 

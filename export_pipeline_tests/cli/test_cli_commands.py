@@ -105,6 +105,30 @@ def test_import_of_a_missing_file_is_an_error_without_traceback(cli: Cli, tmp_pa
     assert done.stderr == f"error: {tmp_path / 'nope.csv'}: no such file\n"
 
 
+def test_import_of_a_file_the_system_cannot_read_is_an_error_without_traceback(cli: Cli) -> None:
+    # Reading /proc/self/mem from its start fails with an I/O error, even for root.
+    done = cli.run("leads", "import", "/proc/self/mem", "--source", "X")
+
+    assert done.returncode == 2
+    assert done.stderr == "error: /proc/self/mem: cannot read it: Input/output error\n"
+    assert not (cli.home / "leads.duckdb").exists()
+
+
+def test_import_shows_its_progress_when_asked_and_stays_quiet_otherwise(
+    cli: Cli, us_500: Path
+) -> None:
+    shown = cli.ok("leads", "import", str(us_500), "--source", "A", "--progress")
+    quiet = cli.ok("leads", "import", str(us_500), "--source", "B")
+
+    steps = [line for line in shown.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert any(line.startswith("reading us-500.csv: 100%") for line in steps), shown.stderr
+    assert steps[-2].startswith("read 500 rows of 12 columns")
+    assert steps[-1].startswith("writing 500 leads, ")
+    assert steps[-1].endswith("attribute tags in one transaction")
+    assert quiet.stderr == ""
+    assert shown.stdout.startswith('source 1 "A" (created): 500 leads')
+
+
 def test_users_create_prints_a_key_once_that_authenticates(cli: Cli, us_500: Path) -> None:
     cli.ok("leads", "import", str(us_500), "--source", "US 500")
 
