@@ -2,10 +2,11 @@
 
 import csv
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from export_pipeline.definitions import build_definitions
 from export_pipeline.defs.exports.sensors import export_request_sensor, export_status_sensor
@@ -17,7 +18,7 @@ from export_pipeline.defs.exports.tags import (
 )
 from export_pipeline.engine.filters import ExportFilters
 from export_pipeline.leads.store import LeadStore
-from export_pipeline.status.models import AuditEvent
+from export_pipeline.status.models import AuditEvent, Export
 from export_pipeline.storage import PARTIAL_DIR
 from export_pipeline_tests.defs.conftest import Product
 
@@ -121,6 +122,67 @@ def test_successful_run_writes_the_file_and_completes_the_export(
     materialization = result.asset_materializations_for_node("lead_export")[0]
     assert materialization.metadata["lead_count"].value == 2
     assert materialization.metadata["sha256"].value == export.sha256
+    assert materialization.metadata["file_size"].value == len(content)
+    assert materialization.metadata["uri"].value == export.file_uri
+
+
+def test_status_sensor_completes_an_export_from_its_runs_file_facts(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request(ExportFilters(statuses=["new"]))
+    result = run_export(definitions, instance, product, export_id)
+    written = product.export(export_id)
+    # The run's own last write to the status table was lost (the database went away
+    # as the run ended): only its materialization tells what it wrote.
+    with product.sessions() as session:
+        session.execute(
+            update(Export)
+            .where(Export.id == export_id)
+            .values(
+                status="processing",
+                lead_count=None,
+                file_uri=None,
+                file_size=None,
+                sha256=None,
+                completed_at=None,
+            )
+        )
+        session.commit()
+
+    sync_statuses(definitions, instance)
+
+    assert result.success
+    export = product.export(export_id)
+    assert export.status == "completed"
+    assert (export.lead_count, export.file_uri, export.file_size, export.sha256) == (
+        2,
+        written.file_uri,
+        written.file_size,
+        written.sha256,
+    )
+    record = instance.get_run_record_by_id(result.run_id)
+    assert export.completed_at == datetime.fromtimestamp(record.end_time, UTC)
+
+
+def test_status_sensor_marks_a_pending_export_processing_once_its_run_started(
+    product: Product, definitions: dg.Definitions, instance: dg.DagsterInstance
+):
+    export_id = product.request()
+    run = instance.add_run(
+        dg.DagsterRun(
+            job_name="lead_export_job",
+            run_id=f"run-{export_id[:8]}",
+            status=dg.DagsterRunStatus.STARTED,
+            tags=export_run_tags(export_id, product.source_id, "alice"),
+        )
+    )
+
+    sync_statuses(definitions, instance)
+
+    export = product.export(export_id)
+    assert export.status == "processing"
+    assert export.dagster_run_id == run.run_id
+    assert export.started_at is not None
 
 
 def test_failed_run_fails_the_export_with_a_readable_reason_and_leaves_no_file(
