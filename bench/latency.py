@@ -51,7 +51,8 @@ def main() -> None:
                 headers={"Authorization": f"Bearer {key}"},
                 timeout=30,
             )
-            _wait_until_ready(api, serve)
+            dagster_url = f"http://127.0.0.1:{environment['EXPORT_PIPELINE_DAGSTER_PORT']}"
+            _wait_until_ready(api, serve, dagster_url)
             _export(api, sources[0])  # warm-up: the first run loads the code location
             alone = [_export(api, sources[0]) for _ in range(arguments.alone)]
             bursts = []
@@ -116,18 +117,20 @@ def _start_serve(environment: dict[str, str], home: Path) -> subprocess.Popen:
     )
 
 
-def _wait_until_ready(api: httpx.Client, serve: subprocess.Popen) -> None:
+def _wait_until_ready(api: httpx.Client, serve: subprocess.Popen, dagster_url: str) -> None:
+    """Until the API and the Dagster webserver, through which it launches runs, answer."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if serve.poll() is not None:
             sys.exit(f"serve exited with code {serve.returncode}")
         try:
-            if api.get("/health").status_code == 200:
+            ready = api.get("/health").status_code == 200
+            if ready and httpx.get(dagster_url + "/server_info").status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    sys.exit("the API did not answer within 180 s")
+    sys.exit("the API and the Dagster webserver did not both answer within 180 s")
 
 
 def _export(api: httpx.Client, source_id: int) -> dict:

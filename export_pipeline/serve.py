@@ -97,12 +97,13 @@ def _serve(
         "EXPORT_PIPELINE_DAGSTER_PORT": str(settings.dagster_port),
     }
     api = ApiClient(_local_host(settings.api_host), settings.api_port)
+    dagster = ApiClient("127.0.0.1", settings.dagster_port)
 
     children: list[Child] = []
     with _stop_signals_raised():
         try:
             _start_children(children, settings, workspace, environment, project)
-            _wait_until_healthy(api, children)
+            _wait_until_healthy(api, dagster, children)
             say(f"API docs:  http://{_url_host(api.host)}:{api.port}/docs")
             say(f"Dagster UI: http://127.0.0.1:{settings.dagster_port}")
             if sample_export:
@@ -280,7 +281,8 @@ def _issue_demo_key(settings: Settings) -> str | None:
 
 
 class ApiClient:
-    """JSON calls to the local API. The standard library suffices for these few calls,
+    """JSON calls to a local service (the API, or the Dagster webserver for its health).
+    The standard library suffices for these few calls,
     and it keeps `serve` working where only the runtime dependencies are installed."""
 
     def __init__(self, host: str, port: int) -> None:
@@ -374,20 +376,28 @@ def _script(name: str) -> str:
     return str(script) if script.exists() else name
 
 
-def _wait_until_healthy(api: ApiClient, children: list[Child]) -> None:
+def _wait_until_healthy(api: ApiClient, dagster: ApiClient, children: list[Child]) -> None:
+    """Wait until the API and the Dagster webserver both answer: until the webserver
+    does, the API cannot launch runs and new exports wait for the request sensor."""
     deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
-    while True:
-        _check_children(children)
-        try:
-            status, _ = api.call("GET", "/api/v1/health")
-            if status == 200:
-                return
-        except (OSError, http.client.HTTPException):
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            msg = f"the API did not answer /api/v1/health within {HEALTH_TIMEOUT_SECONDS:.0f} s"
-            raise ServeError(msg)
-        time.sleep(POLL_SECONDS)
+    for name, client, path in (
+        ("the API", api, "/api/v1/health"),
+        ("the Dagster webserver", dagster, "/server_info"),
+    ):
+        while not _answers(client, path):
+            _check_children(children)
+            if time.monotonic() > deadline:
+                msg = f"{name} did not answer {path} within {HEALTH_TIMEOUT_SECONDS:.0f} s"
+                raise ServeError(msg)
+            time.sleep(POLL_SECONDS)
+
+
+def _answers(client: ApiClient, path: str) -> bool:
+    try:
+        status, _ = client.call("GET", path)
+    except (OSError, http.client.HTTPException):
+        return False  # not listening yet
+    return status == 200
 
 
 def _check_children(children: list[Child]) -> None:

@@ -187,10 +187,17 @@ def _wait_for_health(product: RunningProduct, server: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
         if server.poll() is not None:
             pytest.fail(f"serve exited early: {(product.home / 'serve.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(product.api_url + "/api/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if all(
+            _answers(url)
+            for url in (product.api_url + "/api/v1/health", product.dagster_url + "/server_info")
+        ):
+            return
         time.sleep(0.5)
-    pytest.fail("the API did not answer within 120 s")
+    pytest.fail("the API and the Dagster webserver did not both answer within 120 s")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -9,8 +9,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import pytest
 
+from export_pipeline.defs.exports.tags import EXPORT_ID_TAG, REQUESTED_BY_TAG, SOURCE_ID_TAG
 from export_pipeline_tests.e2e.conftest import SHARED_DATA, RunningProduct
 
 pytestmark = pytest.mark.e2e
@@ -147,6 +149,11 @@ def test_datablist_export_filtered_by_two_statuses_and_an_attribute(
     )
     assert_system_columns(rows, source_id)
     assert export["file_size"] == len(content)
+    with dg.DagsterInstance.from_config(str(running_product.home / "dagster")) as instance:
+        [run] = instance.get_runs(dg.RunsFilter(tags={EXPORT_ID_TAG: export["id"]}))
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert (run.tags[SOURCE_ID_TAG], run.tags[REQUESTED_BY_TAG]) == (str(source_id), "alice")
+    assert run.tags["dagster/partition"] == export["id"]
 
 
 @pytest.mark.parametrize(
@@ -202,7 +209,12 @@ def test_whole_source_export_keeps_phones_and_zip_codes_exactly(
 
     export, content = export_and_download(running_product, "alice", source_id, {})
 
-    _, rows = parse_export(content)
+    header, rows = parse_export(content)
+    assert header == [
+        *DATABLIST_HEADER[:10],
+        *("company_name", "county", "phone2", "web"),
+        *DATABLIST_HEADER[-3:],
+    ]
     assert export["lead_count"] == len(expected) == 500
     actual = sorted(map(without_generated, rows), key=lambda r: (r["email"], r["first_name"]))
     assert actual == sorted(expected, key=lambda r: (r["email"], r["first_name"]))
