@@ -235,6 +235,24 @@ def test_cancelling_a_running_export_terminates_its_run_and_leaves_no_file(plant
     ]
 
 
+def test_a_daemon_stopped_while_an_export_runs_leaves_the_run_to_finish(plant: Plant):
+    export_id = plant.request(LARGE_SOURCE)
+    _wait_until_writing(plant, export_id)
+
+    assert plant.daemon is not None
+    plant.daemon.terminate()  # the daemon alone, as `serve` stops it
+    plant.daemon.wait(timeout=60)
+    plant.daemon = None
+    try:
+        finished = plant.wait_until(export_id, SETTLED, timeout=120)
+    finally:
+        plant.start_daemon()
+
+    assert finished["status"] == "completed"
+    assert finished["lead_count"] == LARGE_SOURCE_LEADS
+    assert _wait_for_run_to_end(plant, export_id, timeout=30) == "SUCCESS"
+
+
 def test_requests_wait_while_the_daemon_is_down_and_each_runs_once_after(plant: Plant):
     plant.stop_daemon()
     try:
