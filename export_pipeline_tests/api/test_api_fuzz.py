@@ -1,6 +1,8 @@
 """Schemathesis generates requests from the OpenAPI document, valid and invalid, and
 sends them to a live API with stores of its own: no answer may be a server error or
-differ from what the document promises (status codes, bodies, headers).
+differ from what the document promises (status codes, bodies, headers, the `Allow` of a
+405), every request the document calls invalid must be refused, and no operation may
+answer as if an invalid key were valid.
 
 Schemathesis's own pytest plugin does not run under this pytest, so each operation's
 case strategy is drawn with hypothesis directly.
@@ -41,6 +43,10 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_headers_conformance,
     checks.response_schema_conformance,
+    checks.negative_data_rejection,
+    checks.ignored_auth,
+    checks.missing_required_header,
+    checks.allow_header_conformance,
 ]
 EXAMPLES_PER_OPERATION = 30
 
