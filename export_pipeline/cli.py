@@ -46,11 +46,19 @@ class UserError(click.ClickException):
 
 @contextmanager
 def reported_as_user_errors() -> Iterator[None]:
-    """Turn the errors a user's input or a busy lead store cause into `UserError`."""
+    """Turn the errors a user's input or a busy lead store cause into `UserError`.
+
+    The error is raised outside the `except` block so that it does not keep the failed
+    call's frames alive as its context: those may hold Arrow tables, and Arrow objects
+    left for the interpreter's final teardown can abort the process at exit.
+    """
     try:
         yield
     except (LeadImportError, LeadStoreBusy, ValueError) as error:
-        raise UserError(str(error)) from None
+        message = str(error)
+    else:
+        return
+    raise UserError(message)
 
 
 class Context:

@@ -85,13 +85,14 @@ def import_leads(
         msg = "the source name must not be blank"
         raise LeadImportError(msg)
     try:
-        table = _read_csv(path, wrap_file)
+        # The header alone decides whether the mapping fits, before a large file is read.
+        header = _read_header(path)
+        _check_mapping(mapping, header)
+        table = _read_csv(path, header, wrap_file)
     except OSError as error:
         msg = f"{path}: cannot read it: {error.strerror or type(error).__name__}"
         raise LeadImportError(msg) from None
     step(f"read {table.num_rows} rows of {table.num_columns} columns; checking them")
-    columns = table.column_names
-    _check_mapping(mapping, columns)
     new = _new_leads(table, mapping, now)
     step(
         f"writing {new.leads.height} leads, {new.custom_values.height} custom values and "
@@ -101,11 +102,9 @@ def import_leads(
         return append_leads(connection, source_name.strip(), new, inserted_at=inserted_at)
 
 
-def _read_csv(path: Path, wrap_file: Callable[[BinaryIO, int], BinaryIO] | None) -> pa.Table:
-    if not path.is_file():
-        msg = f"{path}: no such file"
-        raise LeadImportError(msg)
-    header = _read_header(path)
+def _read_csv(
+    path: Path, header: list[str], wrap_file: Callable[[BinaryIO, int], BinaryIO] | None
+) -> pa.Table:
     invalid_rows = 0
 
     def count_invalid_row(_row: pa_csv.InvalidRow) -> str:
@@ -153,6 +152,9 @@ def _first_ragged_record(path: Path, width: int) -> tuple[int, int]:
 
 def _read_header(path: Path) -> list[str]:
     """The header's column names; fails on an empty file, a bad encoding or duplicates."""
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise LeadImportError(msg)
     try:
         with path.open(encoding="utf-8-sig", newline="") as text:
             names = next(csv.reader(text), [])
