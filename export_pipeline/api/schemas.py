@@ -305,7 +305,15 @@ class AuditQuery(PageParameters):
 class AuditEventOut(BaseModel):
     id: int
     occurred_at: datetime
-    actor: str | None = Field(description="The user's name; null for the system.")
+    actor: str | None = Field(
+        description=(
+            "The user's name; null for the system, and for a user who has no role on the "
+            "source and never did anything on it but be refused (`actor_outside`)."
+        )
+    )
+    actor_outside: bool = Field(
+        description="True when a user outside the source acted, and is left unnamed."
+    )
     action: str = Field(description="One of the `action` values of the audit query.")
     export_id: str | None
     details: dict[str, Any]
@@ -316,6 +324,7 @@ class AuditEventOut(BaseModel):
             id=entry.id,
             occurred_at=entry.occurred_at,
             actor=entry.actor,
+            actor_outside=entry.actor_outside,
             action=entry.action,
             export_id=entry.export_id,
             details=entry.details,

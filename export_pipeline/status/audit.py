@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CompoundSelect, case, select, union
 from sqlalchemy.orm import Session
 
 from export_pipeline.status.history import (
@@ -19,7 +19,7 @@ from export_pipeline.status.history import (
     listing_scope,
     rows_after,
 )
-from export_pipeline.status.models import AuditEvent, User
+from export_pipeline.status.models import AuditEvent, SourcePermission, User
 
 
 class AuditAction(enum.StrEnum):
@@ -89,7 +89,8 @@ class AuditFilters:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """An audit event as people read it: the actor by name, None for the system."""
+    """An audit event as people read it: the actor by name, None for the system or for
+    someone the source does not know (`actor_outside`)."""
 
     id: int
     occurred_at: datetime
@@ -97,6 +98,7 @@ class AuditEntry:
     action: str
     export_id: str | None
     details: dict[str, Any]
+    actor_outside: bool = False
 
 
 def read_audit_log(
@@ -118,13 +120,14 @@ def read_audit_log(
     scope = listing_scope("audit", source_id, canonical)
     after = decode_cursor(cursor, scope, int) if cursor is not None else None
 
+    known = AuditEvent.actor_id.in_(_actors_known_to(source_id))
     query = (
-        select(AuditEvent, User.name)
+        select(AuditEvent, case((known, User.name), else_=None))
         .outerjoin(User, User.id == AuditEvent.actor_id)
         .where(AuditEvent.source_id == source_id)
     )
     if filters.actor is not None:
-        query = query.where(User.name == filters.actor)
+        query = query.where(User.name == filters.actor, known)
     if filters.actions:
         query = query.where(AuditEvent.action.in_(canonical["actions"]))
     if filters.occurred_from is not None:
@@ -145,7 +148,23 @@ def read_audit_log(
             action=event.action,
             export_id=event.export_id,
             details=event.details,
+            actor_outside=event.actor_id is not None and actor is None,
         )
         for event, actor in rows
     ]
     return cut_page(entries, limit, lambda entry: PageKey(entry.occurred_at, entry.id), scope)
+
+
+def _actors_known_to(source_id: int) -> CompoundSelect:
+    """The users a source's admins may see named: those with a role on it now, and those
+    who did anything on it but be refused (a former member, say). A user of another
+    source who only knocked stays unnamed, or the log would tell who else uses the
+    product."""
+    return union(
+        select(SourcePermission.user_id).where(SourcePermission.source_id == source_id),
+        select(AuditEvent.actor_id).where(
+            AuditEvent.source_id == source_id,
+            AuditEvent.actor_id.is_not(None),
+            AuditEvent.action != AuditAction.DENIED.value,
+        ),
+    )

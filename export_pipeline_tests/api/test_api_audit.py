@@ -188,6 +188,28 @@ def test_only_admins_read_the_audit_log(client, harness, source_id, admin):
     assert [item["actor"] for item in allowed.json()["items"]] == [admin.name]
 
 
+def test_the_log_names_members_and_former_members_but_not_outsiders_who_were_refused(
+    client, harness, source_id, admin
+):
+    outsider = harness.person({harness.acme_id: Role.EXPORTER})
+    leaver = harness.person({source_id: Role.EXPORTER})
+    event(harness, source_id, AuditAction.REQUESTED, utc(2024, 6, 1, 12), leaver, minute=0)
+    harness.revoke_roles(leaver)
+    event(harness, source_id, AuditAction.DENIED, utc(2024, 6, 1, 12, 1), leaver, minute=1)
+    event(harness, source_id, AuditAction.DENIED, utc(2024, 6, 1, 12, 2), outsider, minute=2)
+
+    response = audit(client, admin, source_id)
+
+    assert response.status_code == 200, response.text
+    assert [
+        (item["details"]["minute"], item["actor"], item["actor_outside"])
+        for item in response.json()["items"]
+    ] == [(2, None, True), (1, leaver.name, False), (0, leaver.name, False)]
+    assert outsider.name not in response.text
+    by_name = audit(client, admin, source_id, actor=outsider.name)
+    assert by_name.json()["items"] == []
+
+
 @pytest.mark.parametrize(
     ("params", "loc", "mentions"),
     [
