@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from export_pipeline.api.access_log import redact_path
 from export_pipeline.api.schemas import ErrorOut
 from export_pipeline.leads.store import LeadStoreBusy
+from export_pipeline.status.history import CursorError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def validation_error(loc: Sequence[str | int], msg: str, kind: str) -> dict[str,
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(LeadStoreBusy, _lead_store_busy)
+    app.add_exception_handler(CursorError, _cursor_refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
@@ -74,6 +76,12 @@ async def _validation_failed(_request: Request, error: Exception) -> JSONRespons
         validation_error(entry["loc"], entry["msg"], entry["type"]) for entry in error.errors()
     ]
     return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _cursor_refused(_request: Request, error: Exception) -> JSONResponse:
+    """A listing's `cursor` that it did not issue, or issued for other filters."""
+    refused = validation_error(("query", "cursor"), str(error), "invalid_cursor")
+    return JSONResponse({"detail": [refused]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _lead_store_busy(request: Request, _error: Exception) -> JSONResponse:

@@ -17,7 +17,6 @@ from export_pipeline.api.schemas import (
     UsageStats,
 )
 from export_pipeline.status.audit import AuditFilters, read_audit_log
-from export_pipeline.status.history import CursorError
 from export_pipeline.status.models import Role
 from export_pipeline.status.stats import default_range, read_usage
 
@@ -49,14 +48,9 @@ def read_audit_events(
         occurred_from=query.occurred_from,
         occurred_to=query.occurred_to,
     )
-    try:
-        page = read_audit_log(
-            session, access.source_id, filters, limit=query.limit, cursor=query.cursor
-        )
-    except CursorError as error:
-        raise RequestValidationError(
-            [validation_error(("query", "cursor"), str(error), "invalid_cursor")]
-        ) from None
+    page = read_audit_log(
+        session, access.source_id, filters, limit=query.limit, cursor=query.cursor
+    )
     return AuditEventList(
         items=[AuditEventOut.from_entry(entry) for entry in page.items],
         next_cursor=page.next_cursor,

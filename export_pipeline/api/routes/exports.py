@@ -14,7 +14,6 @@ from fastapi import (
     Response,
     status,
 )
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,7 +27,7 @@ from export_pipeline.api.deps import (
     SourceAccessDep,
     deny,
 )
-from export_pipeline.api.errors import error_responses, validation_error
+from export_pipeline.api.errors import error_responses
 from export_pipeline.api.schemas import (
     ErrorOut,
     ExportHistoryQuery,
@@ -53,7 +52,7 @@ from export_pipeline.status.exports import (
     request_export,
     unsettled_retry,
 )
-from export_pipeline.status.history import CursorError, HistoryFilters, read_history
+from export_pipeline.status.history import HistoryFilters, read_history
 from export_pipeline.status.idempotency import (
     MAX_KEY_LENGTH,
     find_key,
@@ -440,14 +439,7 @@ def read_exports(
         requested_from=query.requested_from,
         requested_to=query.requested_to,
     )
-    try:
-        page = read_history(
-            session, access.source_id, filters, limit=query.limit, cursor=query.cursor
-        )
-    except CursorError as error:
-        raise RequestValidationError(
-            [validation_error(("query", "cursor"), str(error), "invalid_cursor")]
-        ) from None
+    page = read_history(session, access.source_id, filters, limit=query.limit, cursor=query.cursor)
     return ExportList(
         items=[ExportOut.from_export(export) for export in page.items],
         next_cursor=page.next_cursor,
