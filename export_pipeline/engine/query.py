@@ -11,22 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from export_pipeline.engine.filters import FrozenFilters
+from export_pipeline.leads.store import SYSTEM_FIELDS, TRAILING_FIELDS
 
-LEAD_COLUMNS = (
-    "lead_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "address",
-    "city",
-    "state",
-    "zip_code",
-    "status",
-    "created_at",
-    "updated_at",
-    "source_id",
-)
+LEAD_COLUMNS = (*SYSTEM_FIELDS, *TRAILING_FIELDS)
 
 _FINAL_SIGMA, _SIGMA = "\u03c2", "\u03c3"
 _PHONE_LIKE = re.compile(r"[\d\s().+\-/]*\d[\d\s().+\-/]*", re.ASCII)

@@ -15,19 +15,9 @@ from datetime import UTC, datetime
 import duckdb
 import polars as pl
 
-from export_pipeline.leads.store import FIELD_TYPES, fetch_first
+from export_pipeline.leads.store import FIELD_TYPES, SYSTEM_FIELDS, fetch_first
 
-LEAD_TEXT_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "address",
-    "city",
-    "state",
-    "zip_code",
-    "status",
-)
+LEAD_TEXT_FIELDS = tuple(field for field in SYSTEM_FIELDS if field != "lead_id")
 
 
 @dataclass(frozen=True)
