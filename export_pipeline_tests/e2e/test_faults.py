@@ -61,9 +61,15 @@ class Plant:
         )
 
     def stop_daemon(self) -> None:
+        """Stop the daemon as `serve` does: SIGTERM, then SIGKILL if it outlives 30 s
+        (its interpreter has been seen to hang at exit on a loaded machine)."""
         if self.daemon is not None:
             os.killpg(self.daemon.pid, signal.SIGTERM)
-            self.daemon.wait(timeout=60)
+            try:
+                self.daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait(timeout=30)
             self.daemon = None
 
     def client(self) -> httpx.Client:
