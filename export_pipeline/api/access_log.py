@@ -4,7 +4,9 @@ Uvicorn's own access log prints every request path, and a download path holds th
 link token, which is as good as the file to anyone who also has an API key. So the
 server must run uvicorn with `access_log=False` (`--no-access-log`) and let this
 middleware log each request instead: method, path with any token replaced by
-`<token>`, status and duration. Query strings are never logged.
+`<token>`, status and duration. Query strings are never logged, and a path's control
+characters, spaces and non-ASCII letters are logged percent-encoded, so that a request
+cannot forge or hide log lines with a newline or a terminal escape in its path.
 
 In case uvicorn's access log runs anyway (a logging config that gives it handlers
 turns it back on), `redact_uvicorn_access_log` makes it redact tokens too.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,9 +29,14 @@ REDACTION = "<token>"
 _DOWNLOAD_PATH = re.compile(r"(/downloads/)[^?#]*")
 
 
+_LOGGED_AS_IS = "/-._~!$&'()*+,;=:@%"
+"""Besides letters and digits: the characters RFC 3986 allows in a path, and `%`."""
+
+
 def redact_path(path: str) -> str:
-    """`path` with everything after a `/downloads/` segment replaced by `<token>`."""
-    return _DOWNLOAD_PATH.sub(r"\g<1>" + REDACTION, path)
+    """`path` fit for a log line: everything after a `/downloads/` segment replaced by
+    `<token>`, and any character outside a plain URL path percent-encoded."""
+    return _DOWNLOAD_PATH.sub(r"\g<1>" + REDACTION, quote(path, safe=_LOGGED_AS_IS))
 
 
 class RedactDownloadTokens(logging.Filter):

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 
 from export_pipeline.api.access_log import redact_path
@@ -106,3 +107,23 @@ def test_uvicorn_access_log_is_redacted_should_it_run(server):
 )
 def test_the_access_log_redacts_download_tokens_only(path, logged):
     assert redact_path(path) == (logged or path)
+
+
+def test_a_path_with_newlines_or_escapes_cannot_forge_or_hide_log_lines(server, caplog):
+    forged = "2026-12-04 07:30:00,000 INFO export_pipeline.api.access: forged"
+    paths = [
+        "/api/v1/health%0A" + forged.replace(" ", "%20"),
+        "/api/v1/exports/abc%0D%1B%5B31m%00",
+        "/api/v1/downloads/x%0Aforged",
+    ]
+
+    with caplog.at_level(logging.INFO, logger="export_pipeline.api.access"):
+        for path in paths:
+            assert httpx.get(server.base_url + path).status_code in (401, 404, 422)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "export_pipeline.api.access"]
+    assert len(lines) == len(paths)
+    assert all(character.isprintable() for line in lines for character in line)
+    assert "/api/v1/health%0A2026-12-04%2007:30:00,000%20INFO" in lines[0]
+    assert "/api/v1/exports/abc%0D%1B%5B31m%00" in lines[1]
+    assert '"GET /api/v1/downloads/<token>"' in lines[2]
