@@ -54,20 +54,29 @@ def check_user_name(name: str) -> str:
     if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in name):
         msg = "a user name must not contain control or invisible formatting characters"
         raise ValueError(msg)
+    if "/" in name:
+        msg = "a user name must not contain '/': it is part of the API's member paths"
+        raise ValueError(msg)
     return name
 
 
 def create_user(session: Session, name: str) -> User:
     """A new user; `ValueError` if the name is not a valid one (`check_user_name`) or
-    is taken."""
+    is taken, in any letter case, so that "Alice" cannot pass for "alice" in listings."""
     name = check_user_name(name)
-    if session.scalar(select(User).where(User.name == name)) is not None:
-        msg = f"a user named {name!r} already exists"
+    taken = taken_name(session, name)
+    if taken is not None:
+        msg = f"a user named {taken!r} already exists"
         raise ValueError(msg)
     user = User(name=name, created_at=datetime.now(UTC))
     session.add(user)
     session.flush()
     return user
+
+
+def taken_name(session: Session, name: str) -> str | None:
+    """The existing user name equal to `name` but for letter case, if there is one."""
+    return session.scalar(select(User.name).where(func.lower(User.name) == name.lower()))
 
 
 def find_user(session: Session, name: str) -> User | None:

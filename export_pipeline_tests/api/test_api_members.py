@@ -9,6 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select, text
@@ -201,20 +202,22 @@ def test_put_and_delete_for_an_unknown_user_are_404(client, harness):
     assert delete.json()["detail"].endswith(f"has no role on source {source_id}")
 
 
-def test_a_name_with_a_slash_or_spaces_can_be_addressed(client, harness):
+def test_a_name_with_spaces_and_symbols_can_be_addressed(client, harness):
     source_id = fresh_source_id()
     admin = harness.person({source_id: Role.ADMIN})
-    name = f"team/ann {uuid.uuid4().hex[:6]}"
+    name = f"team ann+{uuid.uuid4().hex[:6]}?#%"
     with harness.sessions() as session:
         create_user(session, name)
         session.commit()
 
-    granted = client.put(
-        f"/api/v1/sources/{source_id}/members/{name}", json={"role": "viewer"}, headers=admin.auth
-    )
-    removed = client.delete(f"/api/v1/sources/{source_id}/members/{name}", headers=admin.auth)
+    path = f"/api/v1/sources/{source_id}/members/{quote(name, safe='')}"
+
+    granted = client.put(path, json={"role": "viewer"}, headers=admin.auth)
+    keys = client.get(path + "/keys", headers=admin.auth)
+    removed = client.delete(path, headers=admin.auth)
 
     assert granted.json() == {"name": name, "role": "viewer"}
+    assert keys.status_code == 200
     assert removed.status_code == 204
 
 
@@ -273,6 +276,22 @@ def test_post_with_a_taken_name_is_409_and_changes_nothing(client, harness):
     assert role_of(harness, existing, source_id) is None
 
 
+def test_post_with_a_taken_name_in_another_case_is_409(client, harness):
+    source_id = fresh_source_id()
+    admin = harness.person({source_id: Role.ADMIN})
+    existing = harness.person({harness.acme_id: Role.VIEWER})
+
+    response = client.post(
+        f"/api/v1/sources/{source_id}/members",
+        json={"name": existing.name.upper(), "role": "viewer"},
+        headers=admin.auth,
+    )
+
+    assert response.status_code == 409
+    assert f"a user named '{existing.name}' already exists" in response.json()["detail"]
+    assert members(client, admin, source_id) == [{"name": admin.name, "role": "admin"}]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -281,8 +300,9 @@ def test_post_with_a_taken_name_is_409_and_changes_nothing(client, harness):
         {"name": "ann", "role": "owner"},
         {"name": "ann"},
         {"role": "viewer"},
+        {"name": "a/b", "role": "viewer"},
     ],
-    ids=["blank", "too-long", "bad-role", "no-role", "no-name"],
+    ids=["blank", "too-long", "bad-role", "no-role", "no-name", "slash"],
 )
 def test_post_with_a_malformed_body_is_422_and_creates_nobody(client, harness, body):
     source_id = fresh_source_id()

@@ -49,7 +49,7 @@ def test_created_user_can_be_found_by_name(sessions: sessionmaker[Session]) -> N
     assert found.created_at.utcoffset() is not None
 
 
-@pytest.mark.parametrize("name", ["ann", " ann "])
+@pytest.mark.parametrize("name", ["ann", " ann ", "Ann", "ANN"])
 def test_a_taken_user_name_is_rejected(sessions: sessionmaker[Session], name: str) -> None:
     with sessions() as session:
         create_user(session, "ann")

@@ -39,6 +39,7 @@ from export_pipeline.status.users import (
     revoke_role,
     role_on_source,
     roles_of_user,
+    taken_name,
 )
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,9 @@ def create_member(
     access: AdminAccessDep, session: SessionDep, actor: CurrentUser, new_member: NewMember
 ) -> NewMemberOut:
     source_id = access.source_id
-    if find_user(session, new_member.name) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, _name_taken(new_member.name))
+    taken = taken_name(session, new_member.name)
+    if taken is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, _name_taken(taken))
 
     now = datetime.now(UTC)
     try:
