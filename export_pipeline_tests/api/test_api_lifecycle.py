@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import httpx
 from sqlalchemy import update
 
 from export_pipeline.status.models import Export, Role
@@ -79,6 +81,22 @@ def test_a_pending_export_is_cancelled_by_its_requester_and_audited(client, harn
     events = [(e.action, e.actor_id) for e in harness.audit_events(export_id)]
     assert ("cancelled", exporter.user_id) in events
     assert [action for action, _ in events].count("cancelled") == 1
+
+
+def test_cancels_at_the_same_moment_all_answer_the_cancelled_export(client, harness):
+    exporter = harness.person({harness.acme_id: Role.EXPORTER})
+    export_ids = [harness.pending_export(exporter, harness.acme_id) for _ in range(3)]
+
+    def cancel(export_id: str) -> httpx.Response:
+        return client.post(f"/api/v1/exports/{export_id}/cancel", headers=exporter.auth)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(cancel, [i for i in export_ids for _ in range(8)]))
+
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [(200, "cancelled")] * 24
+    for export_id in export_ids:
+        actions = [e.action for e in harness.audit_events(export_id)]
+        assert actions.count("cancelled") == 1
 
 
 def test_only_the_requester_or_an_admin_cancels(client, harness):

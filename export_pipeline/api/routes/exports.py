@@ -304,6 +304,10 @@ def cancel_export(access: ExportAccessDep, session: SessionDep, user: CurrentUse
     if export.status == ExportStatus.CANCELLED:
         return ExportOut.from_export(export)
     if not mark_cancelled(session, export, at=datetime.now(UTC), actor_id=user.id):
+        # Settled since it was read: by a cancel at the same moment, or by its run.
+        session.refresh(export)
+        if export.status == ExportStatus.CANCELLED:
+            return ExportOut.from_export(export)
         msg = f"export {export.id} is {export.status}; only pending or running exports cancel"
         raise HTTPException(status.HTTP_409_CONFLICT, msg)
     session.commit()
