@@ -54,6 +54,13 @@ MAX_ERROR_LENGTH = 1000
 UNIQUE_LOCAL_NETWORK = ipaddress.IPv6Network("fc00::/7")
 NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 """IPv6 addresses that a NAT64 gateway turns into the IPv4 address in their last 32 bits."""
+IETF_PROTOCOL_ASSIGNMENTS = ipaddress.IPv4Network("192.0.0.0/24")
+GLOBAL_PROTOCOL_ASSIGNMENTS = (
+    ipaddress.IPv4Address("192.0.0.9"),
+    ipaddress.IPv4Address("192.0.0.10"),
+)
+"""RFC 6890's special-purpose block is not publicly routable but for these two anycast
+addresses; older Pythons' `is_global` take all of it as global."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -102,10 +109,12 @@ def check_webhook_url(url: str) -> str:
 def refused_address_kind(address: IPAddress) -> str | None:
     """What kind of address webhooks may not be sent to `address` is (`"a loopback
     address"`, `"a private address"`, ...), or None when it is publicly routable. An
-    IPv6 address that carries an IPv4 one (mapped, or NAT64) is judged by the latter."""
+    IPv6 address that carries an IPv4 one (mapped, 6to4 or NAT64) is judged by the latter."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             address = address.ipv4_mapped
+        elif address.sixtofour is not None:
+            address = address.sixtofour
         elif address in NAT64_PREFIX:
             address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.is_unspecified:
@@ -122,7 +131,8 @@ def refused_address_kind(address: IPAddress) -> str | None:
         return "a private address"
     if address.is_reserved:
         return "a reserved address"
-    if not address.is_global:
+    special = address in IETF_PROTOCOL_ASSIGNMENTS and address not in GLOBAL_PROTOCOL_ASSIGNMENTS
+    if special or not address.is_global:
         return "an address that is not publicly routable"
     return None
 

@@ -55,13 +55,19 @@ PUBLIC_IPV6_URL = "https://[2606:4700:4700::1111]:8443/hooks/exports"
         ("::ffff:127.0.0.1", "a loopback address"),
         ("::ffff:169.254.169.254", "a link-local address"),
         ("64:ff9b::a9fe:a9fe", "a link-local address"),
+        ("2002:7f00:1::", "a loopback address"),
+        ("2002:a00:1::", "a private address"),
+        ("192.0.0.8", "an address that is not publicly routable"),
+        ("192.0.0.170", "a private address"),
     ],
 )
 def test_non_public_addresses_are_refused_with_their_kind(address: str, kind: str) -> None:
     assert outbox.refused_address_kind(ipaddress.ip_address(address)) == kind
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "192.0.0.9", "2002:808:808::"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert outbox.refused_address_kind(ipaddress.ip_address(address)) is None
 
