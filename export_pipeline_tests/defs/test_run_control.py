@@ -218,8 +218,9 @@ def test_a_failure_that_persists_fails_the_export_after_every_retry_with_its_rea
     export = product.export(export_id)
     assert export.status == "failed"
     assert export.attempts == 3
-    root = product.settings.resolved_home / "exports"
-    assert export.error == f"could not write the export file to {root}: Not a directory"
+    assert export.error == "could not write the export file: Not a directory"
+    failure = step_events(result, "STEP_FAILURE")[-1].step_failure_data.user_failure_data
+    assert failure.metadata["storage_root"].value == str(product.settings.resolved_home / "exports")
 
 
 def test_a_run_whose_export_was_cancelled_ends_cancelled_without_retry(

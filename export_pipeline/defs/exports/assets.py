@@ -135,13 +135,15 @@ def lead_export(
 
 def _failure(error: Exception, storage_root: str) -> dg.Failure | None:
     """An expected error worded for users, or None for an unexpected one, which is
-    raised as it is. The retry policy tries both again."""
+    raised as it is. The retry policy tries both again. Where the storage is stays in
+    Dagster (the failure's metadata and the traceback): users see the description."""
     if isinstance(error, LeadStoreBusy):
         return dg.Failure(description=str(error))
     if isinstance(error, OSError):
         reason = error.strerror or type(error).__name__
         return dg.Failure(
-            description=f"could not write the export file to {storage_root}: {reason}"
+            description=f"could not write the export file: {reason}",
+            metadata={"storage_root": storage_root},
         )
     return None
 
