@@ -9,6 +9,7 @@ as if they did not exist, so ids cannot be probed.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -210,10 +211,27 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
-def reject_nul_in_url(request: Request) -> None:
-    """422 for a NUL byte anywhere in the path or query: no id or name holds one, and
-    PostgreSQL cannot even compare text with one."""
-    if "\x00" in request.url.path or "%00" in request.url.query:
-        where = "path" if "\x00" in request.url.path else "query"
-        error = {"loc": [where], "msg": "a NUL byte is not allowed here", "type": "value_error"}
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""`\u0000` in JSON text, where its backslash is not itself escaped."""
+
+
+async def reject_nul(request: Request) -> None:
+    """422 for a NUL character anywhere in the path, the query or a JSON body: no id,
+    name, filter or URL holds one, and PostgreSQL can neither store nor compare text
+    with one."""
+    where = None
+    if "\x00" in request.url.path:
+        where = "path"
+    elif "%00" in request.url.query:
+        where = "query"
+    elif request.method in ("POST", "PUT", "PATCH"):
+        body = await request.body()
+        if b"\x00" in body or _JSON_NUL.search(body):
+            where = "body"
+    if where is not None:
+        error = {
+            "loc": [where],
+            "msg": "a NUL character is not allowed here",
+            "type": "value_error",
+        }
         raise RequestValidationError([error])

@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI
 
 from export_pipeline.api.access_log import AccessLogMiddleware, redact_uvicorn_access_log
 from export_pipeline.api.body_limit import MAX_BODY_BYTES, BodySizeLimitMiddleware
-from export_pipeline.api.deps import reject_nul_in_url
+from export_pipeline.api.deps import reject_nul
 from export_pipeline.api.errors import install_error_handlers
 from export_pipeline.api.routes import (
     audit,
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "`Authorization: Bearer <api key>`."
         ),
         lifespan=lifespan,
-        dependencies=[Depends(reject_nul_in_url)],
+        dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
     _log_to_stderr()

@@ -151,7 +151,54 @@ def test_a_nul_byte_in_the_url_is_422(client, harness, method, path):
     assert "NUL" in response.json()["detail"][0]["msg"]
 
 
-@pytest.mark.parametrize("name", ["new\nline", "tab\there", "nul\x00byte", "rtl\u202eevil"])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/sources/{acme}/exports", {"filters": {"search": "a\x00b"}}),
+        ("POST", "/api/v1/sources/{acme}/exports/preview", {"filters": {"search": "\x00"}}),
+        (
+            "POST",
+            "/api/v1/sources/{acme}/export-schedules",
+            {"name": "\x00", "cron": "0 6 * * *", "time_zone": "UTC"},
+        ),
+        ("PUT", "/api/v1/sources/{acme}/webhook", {"url": "https://example.com/\x00"}),
+        ("PATCH", "/api/v1/me", {"email": "a\x00@example.com"}),
+        ("POST", "/api/v1/sources/{acme}/members", {"name": "x\\\x00", "role": "viewer"}),
+    ],
+)
+def test_a_nul_character_in_a_json_body_is_422_and_changes_nothing(
+    client, harness, method, path, body
+):
+    admin = harness.person({harness.acme_id: Role.ADMIN})
+    exports_before = harness.export_count()
+    members_path = f"/api/v1/sources/{harness.acme_id}/members"
+    members_before = client.get(members_path, headers=admin.auth).json()
+
+    response = client.request(
+        method, path.format(acme=harness.acme_id), json=body, headers=admin.auth
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert "NUL" in response.json()["detail"][0]["msg"]
+    assert harness.export_count() == exports_before
+    assert client.get(members_path, headers=admin.auth).json() == members_before
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul(client, harness):
+    exporter = harness.person({harness.acme_id: Role.EXPORTER})
+
+    response = client.post(
+        f"/api/v1/sources/{harness.acme_id}/exports/preview",
+        json={"filters": {"search": "\\u0000"}},
+        headers=exporter.auth,
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"lead_count": 0}
+
+
+@pytest.mark.parametrize("name", ["new\nline", "tab\there", "bell\x07", "rtl\u202eevil"])
 def test_member_names_with_control_or_invisible_characters_are_422(client, harness, name):
     admin = harness.person({harness.acme_id: Role.ADMIN})
 
