@@ -57,6 +57,17 @@ def test_the_same_idempotency_key_and_body_give_back_the_first_export(client, ha
     assert harness.export_count() == before + 1
 
 
+def test_an_empty_idempotency_key_is_422_and_queues_nothing(client, harness):
+    exporter = harness.person({harness.acme_id: Role.EXPORTER})
+    before = harness.export_count()
+
+    response = client.post(exports_url(harness), headers={**exporter.auth, "Idempotency-Key": ""})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert harness.export_count() == before
+
+
 def test_idempotency_keys_belong_to_their_user(client, harness):
     one = harness.person({harness.acme_id: Role.EXPORTER})
     two = harness.person({harness.acme_id: Role.EXPORTER})

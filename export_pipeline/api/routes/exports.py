@@ -119,6 +119,7 @@ def create_export(
     idempotency_key: Annotated[
         str | None,
         Header(
+            min_length=1,
             max_length=MAX_KEY_LENGTH,
             description=(
                 "A client-chosen key; the same key with the same body answers the first "
@@ -347,6 +348,7 @@ def retry_export(
     idempotency_key: Annotated[
         str | None,
         Header(
+            min_length=1,
             max_length=MAX_KEY_LENGTH,
             description=(
                 "A client-chosen key; the same key for a retry of the same export answers "
@@ -359,16 +361,35 @@ def retry_export(
     original = access.export
     original_id = original.id
     fingerprint = request_fingerprint(original.source_id, {"retry_of": original_id})
-    if idempotency_key is not None:
-        replayed = _replay(session, user.id, idempotency_key, fingerprint)
-        if replayed is not None:
-            response.headers["Location"] = _location(request, replayed.id)
-            response.headers["Idempotent-Replayed"] = "true"
-            return ExportOut.from_export(replayed)
+
+    def replayed_answer() -> ExportOut | None:
+        """The retry this request's key already made, answered again."""
+        replayed = (
+            _replay(session, user.id, idempotency_key, fingerprint) if idempotency_key else None
+        )
+        if replayed is None:
+            return None
+        response.headers["Location"] = _location(request, replayed.id)
+        response.headers["Idempotent-Replayed"] = "true"
+        return ExportOut.from_export(replayed)
+
+    def refuse_second_retry() -> ExportOut:
+        """409 while another retry is under way, unless this key made it: a request with
+        the same key may have stored it since this one looked for the key."""
+        answer = replayed_answer()
+        if answer is not None:
+            return answer
+        _refuse_second_retry(session, original_id)
+        raise HTTPException(status.HTTP_409_CONFLICT, "the retry could not be stored; try again")
+
+    answer = replayed_answer()
+    if answer is not None:
+        return answer
     if original.status not in (ExportStatus.FAILED, ExportStatus.CANCELLED):
         msg = f"export {original.id} is {original.status}; only failed or cancelled exports retry"
         raise HTTPException(status.HTTP_409_CONFLICT, msg)
-    _refuse_second_retry(session, original_id)
+    if unsettled_retry(session, original_id) is not None:
+        return refuse_second_retry()
     with lead_store.reading() as connection:
         source = get_source(connection, original.source_id)
     if source is None:
@@ -395,15 +416,7 @@ def retry_export(
         # A retry of the same export, or one with the same key, was stored first: the
         # unique index on unsettled retries or the key's primary key refused this one.
         session.rollback()
-        replayed = (
-            _replay(session, user.id, idempotency_key, fingerprint) if idempotency_key else None
-        )
-        if replayed is None:
-            _refuse_second_retry(session, original_id)
-            raise
-        response.headers["Location"] = _location(request, replayed.id)
-        response.headers["Idempotent-Replayed"] = "true"
-        return ExportOut.from_export(replayed)
+        return refuse_second_retry()
     log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original_id)
     _launch_after_answer(background, request, settings, export, user.name)
     response.headers["Location"] = _location(request, export.id)
