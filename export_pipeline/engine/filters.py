@@ -261,12 +261,29 @@ def _resolve(text: str | None, zone: ZoneInfo) -> datetime | None:
     if not isinstance(moment, datetime):
         moment = datetime.combine(moment, time(0), tzinfo=zone)
     elif moment.tzinfo is None:
+        local = moment
         moment = moment.replace(tzinfo=zone)
+        # A wall time the clocks skip comes back shifted; one they repeat means its first.
+        if _round_trip(moment, zone) not in (local, None):
+            msg = (
+                f"{text!r} does not exist in {zone.key}: the clocks skip it when they move "
+                "forward; give an offset or a time outside the change"
+            )
+            raise ValueError(msg)
     try:
         return moment.astimezone(UTC)
     except OverflowError:
         msg = f"{text!r} lies outside the years 1 to 9999 once converted to UTC"
         raise ValueError(msg) from None
+
+
+def _round_trip(moment: datetime, zone: ZoneInfo) -> datetime | None:
+    """The wall time `moment` reads as once converted to UTC and back, or None when
+    UTC cannot hold it (the caller reports that)."""
+    try:
+        return moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    except OverflowError:
+        return None
 
 
 @cache

@@ -86,6 +86,21 @@ def test_timestamp_without_offset_is_a_wall_clock_time_in_the_zone() -> None:
     assert resolve_window(filters) == (utc(2024, 7, 1, 16), None)
 
 
+@pytest.mark.parametrize("field", ["created_from", "created_to"])
+def test_a_wall_time_the_clocks_skip_is_refused_on_its_field(field: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        ExportFilters(time_zone="Europe/Berlin", **{field: "2024-03-31T02:30:00"})
+
+    assert error_fields(raised.value) == [field]
+    assert "does not exist in Europe/Berlin" in str(raised.value)
+
+
+def test_a_wall_time_the_clocks_repeat_is_its_first_occurrence() -> None:
+    filters = ExportFilters(time_zone="Europe/Berlin", created_from="2024-10-27T02:30:00")
+
+    assert resolve_window(filters) == (utc(2024, 10, 27, 0, 30), None)
+
+
 def test_open_range_has_no_bounds() -> None:
     assert resolve_window(ExportFilters()) == (None, None)
 
