@@ -373,14 +373,23 @@ def retry_export(
         response.headers["Idempotent-Replayed"] = "true"
         return ExportOut.from_export(replayed)
 
-    def refuse_second_retry() -> ExportOut:
-        """409 while another retry is under way, unless this key made it: a request with
-        the same key may have stored it since this one looked for the key."""
+    def answer_again_or_refuse() -> ExportOut:
+        """For a retry that another request stored: answered again when this request's
+        key made it (a request with the same key may have stored it since this one
+        looked for the key), else 409 naming it."""
         answer = replayed_answer()
         if answer is not None:
             return answer
-        _refuse_second_retry(session, original_id)
-        raise HTTPException(status.HTTP_409_CONFLICT, "the retry could not be stored; try again")
+        under_way = unsettled_retry(session, original_id)
+        if under_way is None:
+            msg = "the retry could not be stored; try again"
+        else:
+            msg = (
+                f"a retry of export {original_id} is already under way: export {under_way.id} "
+                f"is {under_way.status}; follow it, or retry again once it has failed or been "
+                "cancelled"
+            )
+        raise HTTPException(status.HTTP_409_CONFLICT, msg)
 
     answer = replayed_answer()
     if answer is not None:
@@ -389,7 +398,7 @@ def retry_export(
         msg = f"export {original.id} is {original.status}; only failed or cancelled exports retry"
         raise HTTPException(status.HTTP_409_CONFLICT, msg)
     if unsettled_retry(session, original_id) is not None:
-        return refuse_second_retry()
+        return answer_again_or_refuse()
     with lead_store.reading() as connection:
         source = get_source(connection, original.source_id)
     if source is None:
@@ -416,23 +425,11 @@ def retry_export(
         # A retry of the same export, or one with the same key, was stored first: the
         # unique index on unsettled retries or the key's primary key refused this one.
         session.rollback()
-        return refuse_second_retry()
+        return answer_again_or_refuse()
     log.info("export %s requested by user %d as a retry of %s", export.id, user.id, original_id)
     _launch_after_answer(background, request, settings, export, user.name)
     response.headers["Location"] = _location(request, export.id)
     return ExportOut.from_export(export)
-
-
-def _refuse_second_retry(session: Session, original_id: str) -> None:
-    """409 while a retry of the export is still pending or processing."""
-    under_way = unsettled_retry(session, original_id)
-    if under_way is not None:
-        msg = (
-            f"a retry of export {original_id} is already under way: export {under_way.id} "
-            f"is {under_way.status}; follow it, or retry again once it has failed or been "
-            "cancelled"
-        )
-        raise HTTPException(status.HTTP_409_CONFLICT, msg)
 
 
 @router.get(
