@@ -73,7 +73,7 @@ def launch_export_run(
             launched = _graphql(client, _LAUNCH_RUN, {"params": params})["launchRun"]
     except (httpx.HTTPError, KeyError, TypeError, ValueError) as error:
         log.warning(
-            "could not launch the run of export %s (%s); the request sensor will",
+            "could not launch the run of export %s (%s); the request sensor will start it",
             export_id,
             type(error).__name__,
         )
